@@ -1,0 +1,57 @@
+"""Shared fixtures: a tiny demo corpus and its feature store, made once per test session.
+
+Everything is generated here (no data is downloaded or shipped): ``rjcma synth`` writes four short videos in the
+Aff-Wild2 layout and the demo profile's preprocessing turns them into a store.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+TINY_VIDEOS = 4
+TINY_SECONDS = 6.0
+TINY_SEED = 1
+TINY_K = 32
+TINY_STRIDE = 16
+
+
+@pytest.fixture(scope="session")
+def tiny_corpus(tmp_path_factory) -> Path:
+    from rjcma.data.synth import synthesize
+
+    out = tmp_path_factory.mktemp("tiny_corpus")
+    return Path(synthesize(out, videos=TINY_VIDEOS, seconds=TINY_SECONDS, seed=TINY_SEED))
+
+
+@pytest.fixture(scope="session")
+def tiny_cfg(tiny_corpus, tmp_path_factory):
+    from rjcma.config import load_config
+
+    store = tmp_path_factory.mktemp("tiny_store")
+    results = tmp_path_factory.mktemp("tiny_results")
+    return load_config("demo").replace(
+        corpus=str(tiny_corpus),
+        store=str(store),
+        results_dir=str(results),
+        seq_len=TINY_K,
+        stride=TINY_STRIDE,
+        max_epochs=2,
+        early_stop=2,
+    )
+
+
+@pytest.fixture(scope="session")
+def tiny_store(tiny_cfg) -> Path:
+    from rjcma.preprocess.pipeline import preprocess_corpus
+
+    report = preprocess_corpus(tiny_cfg, progress=False)
+    assert report.ok, f"preprocessing the tiny corpus failed: {report}"
+    return Path(tiny_cfg.data.store)
