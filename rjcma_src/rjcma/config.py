@@ -78,7 +78,7 @@ class PreprocessConfig:
     encoder_seed: int = 0  # seed of the stand-in encoders
     stages: str = "all"  # comma list of stages or "all"
     workers: int = 1  # trial-level processes
-    device: str = "cpu"  # device for encoders/ASR during preprocessing
+    preprocess_device: str = "cpu"  # device for encoders/ASR during preprocessing
 
     def __post_init__(self) -> None:
         if self.asr_backend not in ("whisper", "vosk", "none"):
@@ -311,7 +311,10 @@ def _coerce(section: str, name: str, value: Any) -> Any:
         return float(value)
     if isinstance(proto, list):
         if isinstance(value, str):
-            value = [v for v in value.replace(" ", "").split(",") if v]
+            import yaml
+
+            parsed = yaml.safe_load(value) if value.strip().startswith("[") else None
+            value = parsed if isinstance(parsed, list) else [v for v in value.replace(" ", "").split(",") if v]
         elem = type(proto[0]) if proto else str
         return [elem(v) for v in value]
     if isinstance(proto, str):
@@ -353,7 +356,12 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
     },
     "paper": {
         "data": {"corpus": "data/affwild2", "store": "data/affwild2_store"},
-        "preprocess": {"asr_backend": "vosk", "text_model": "", "device": "cuda"},
+        "preprocess": {
+            "asr_backend": "vosk",
+            "asr_model": "vosk-model-en-us-0.22",  # found under weights_dir / $RJCMA_WEIGHTS_DIR
+            "text_model": "bert-base-uncased",  # likewise
+            "preprocess_device": "cuda",
+        },
         "model": {
             "text_dim": 768,
             "tcn_audio": [256, 256, 256, 256],

@@ -1,0 +1,56 @@
+"""The one expensive step of the book tests, shared by test_notebooks.py and test_browser.py: every notebook executed
+with tiny parameters (the session's tiny corpus/store/results, K = 32) and the book built from the executed copies.
+
+It runs once per session (memoised here, because both test modules request it) into ``_build/test/`` of the
+repository (git-ignored), so the screenshots and the built book can be inspected after a run.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+BUILD = REPO / "_build" / "test"
+JOBS = 2  # notebooks side by side (they are independent once the store and results exist)
+
+
+@dataclass
+class BookBuild:
+    paths: object
+    runs: dict = field(default_factory=dict)  # name -> NotebookRun
+    index: Path | None = None
+    build_error: str = ""
+    seconds_train: float = 0.0
+    seconds_notebooks: float = 0.0
+    seconds_build: float = 0.0
+
+
+_CACHE: dict[str, BookBuild] = {}
+
+
+def built_book(tiny_cfg, tiny_store) -> BookBuild:
+    if "book" in _CACHE:
+        return _CACHE["book"]
+    from rjcma.book import BookPaths, build_book, ensure_tiny_results, prepare_source, run_notebooks
+    from rjcma.errors import RjcmaError
+
+    cfg = tiny_cfg
+    t0 = time.perf_counter()
+    ensure_tiny_results(cfg, echo=False)  # the result notebooks get numbers to show
+    seconds_train = time.perf_counter() - t0
+    paths = BookPaths.default(build=BUILD)
+    t0 = time.perf_counter()
+    runs = run_notebooks(cfg, paths, stop_on_error=False, echo=False, jobs=JOBS, require_all=False)
+    out = BookBuild(paths=paths, runs={r.name: r for r in runs}, seconds_notebooks=time.perf_counter() - t0,
+                    seconds_train=seconds_train)
+    t0 = time.perf_counter()
+    try:
+        prepare_source(paths)
+        out.index, _ = build_book(paths, echo=False)
+    except RjcmaError as e:
+        out.build_error = str(e)
+    out.seconds_build = time.perf_counter() - t0
+    _CACHE["book"] = out
+    return out

@@ -1,0 +1,89 @@
+"""The training commands (issue 5 §4) on the tiny store: train, cv, ablate, compare, export-test, each a short CPU run."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+
+from rjcma.cli import main
+
+
+@pytest.fixture(scope="module")
+def sets(tiny_cfg, tiny_store, tmp_path_factory):
+    results = tmp_path_factory.mktemp("cmd_results")
+    return [
+        f"corpus={tiny_cfg.data.corpus}", f"store={tiny_store}", f"results_dir={results}",
+        f"seq_len={tiny_cfg.K}", f"stride={tiny_cfg.data.stride}", "max_epochs=1", "early_stop=1", "device=cpu",
+    ], results
+
+
+def _args(sets_):
+    out = []
+    for s in sets_:
+        out += ["--set", s]
+    return out + ["--quiet"]
+
+
+def test_train_command_writes_folder_and_prints_where(sets, capsys):
+    s, results = sets
+    assert main(["train", "--fold", "0", "--target", "valence", "--fusion", "unimodal:visual"] + _args(s)) == 0
+    out = capsys.readouterr().out
+    assert "results:" in out
+    run = Path(out.split("results:")[1].split()[0])
+    m = json.loads((run / "metrics.json").read_text())
+    assert m["targets"] == ["valence"] and m["fusion"] == "unimodal:visual"
+    rows = list(csv.reader(open(next((run / "predictions").glob("*.csv")))))
+    assert rows[0] == ["frame", "valence", "arousal"] and rows[1][2] == ""  # arousal not trained
+
+
+def test_cv_ablate_compare_summaries(sets, capsys):
+    s, results = sets
+    assert main(["cv", "--folds", "0,1"] + _args(s)) == 0
+    cv = json.loads((results / "demo" / "cv" / "summary.json").read_text())
+    assert [r["fold"] for r in cv["rows"]] == [0, 1] and cv["rows"][1]["paper_valence"] == 0.585
+    assert main(["ablate", "--iterations", "1,3", "--fold", "1"] + _args(s)) == 0
+    ab = json.loads((results / "demo" / "ablate" / "summary.json").read_text())
+    assert [r["l"] for r in ab["rows"]] == [1, 3]
+    # l = 3 on fold 1 is the cv fold-1 model: reused, not retrained
+    assert "/cv/" in ab["rows"][1]["runs"]
+    assert main(["compare"] + _args(s)) == 0
+    cmp_ = json.loads((results / "demo" / "compare" / "summary.json").read_text())
+    fusions = [r["fusion"] for r in cmp_["rows"]]
+    assert fusions == ["unimodal:audio", "unimodal:visual", "unimodal:text", "concat", "leader-follower", "jca", "rjca",
+                       "rjcma-released", "rjcma"]
+    assert all(-1 <= r["valence"] <= 1 and -1 <= r["arousal"] <= 1 for r in cmp_["rows"])
+    out = capsys.readouterr().out
+    assert "compare (summary.json, summary.csv)" in out
+
+
+def test_export_test_format(sets, tiny_store, capsys):
+    from rjcma.config import load_config
+    from rjcma.data.store import Store
+    from rjcma.train.commands import default_checkpoint
+
+    s, results = sets
+    cfg = load_config("demo", s)
+    ck = default_checkpoint(cfg)
+    if not (ck / "model.safetensors").exists():
+        assert main(["cv", "--folds", "0"] + _args(s)) == 0
+    st = Store(tiny_store)
+    part = "test" if any(st.meta(n).get("partition") == "test" for n in st.trials()) else "validation"
+    out = results / "sub.csv"
+    assert main(["export-test", "--out", str(out), "--partition", part] + _args(s)) == 0
+    lines = out.read_text().splitlines()
+    assert lines[0] == "image_location,valence,arousal"
+    trial, img = lines[1].split(",")[0].rsplit("/", 1)
+    assert img == "00001.jpg" and st.meta(trial)["partition"] == part
+    n = sum(int(st.meta(t)["N"]) for t in st.trials() if st.meta(t).get("partition") == part)
+    assert len(lines) == 1 + n
+    v, a = map(float, lines[1].split(",")[1:])
+    assert -1 <= v <= 1 and -1 <= a <= 1
+
+
+def test_missing_checkpoint_is_one_line_error(sets, tmp_path, capsys):
+    s, _ = sets
+    assert main(["export-test", "--checkpoint", str(tmp_path / "nope")] + _args(s)) == 2
+    assert "no trained model here" in capsys.readouterr().err

@@ -1,0 +1,110 @@
+"""Interruption (issue 6 §3): `kill -9` during `rjcma preprocess` and during `rjcma train`, rerun, and the final
+store (byte-identical arrays) and metrics (identical numbers) equal an uninterrupted run.
+
+Both commands run as subprocesses; SIGKILL is sent once a marker file shows the run is under way (a stage's array
+for preprocessing, the first epoch's training state for training).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+RJCMA = [sys.executable, "-m", "rjcma.cli"]
+
+
+def _env(**extra) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(MPLBACKEND="Agg", TOKENIZERS_PARALLELISM="false", HF_HUB_OFFLINE="1", **extra)
+    return env
+
+
+def _kill_when(cmd: list[str], marker, env: dict, timeout: float = 240) -> bool:
+    """Start ``cmd``; SIGKILL it as soon as ``marker()`` is true. Returns whether it was killed while running."""
+    p = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    t0 = time.time()
+    try:
+        while time.time() - t0 < timeout:
+            if p.poll() is not None:
+                return False
+            if marker():
+                os.kill(p.pid, signal.SIGKILL)
+                p.wait(30)
+                assert p.returncode == -signal.SIGKILL
+                return True
+            time.sleep(0.05)
+        raise AssertionError(f"no marker after {timeout} s: {cmd}")
+    finally:
+        if p.poll() is None:
+            os.kill(p.pid, signal.SIGKILL)
+            p.wait(30)
+
+
+def _sets(cfg, store) -> list[str]:
+    return ["--set", f"corpus={cfg.data.corpus}", "--set", f"store={store}", "--set", f"results_dir={cfg.train.results_dir}",
+            "--set", f"seq_len={cfg.K}", "--set", f"stride={cfg.data.stride}"]
+
+
+def _arrays(store: Path, trials: list[str]) -> dict[str, bytes]:
+    out = {}
+    for t in trials:
+        for f in sorted((store / t).iterdir()):
+            if not f.name.startswith(".") and f.suffix in (".npy", ".csv"):
+                out[f"{t}/{f.name}"] = f.read_bytes()
+    return out
+
+
+def test_kill_during_preprocess_then_rerun_gives_the_same_store(tiny_cfg, tiny_store, tmp_path):
+    from rjcma.data.store import Store
+
+    store = tmp_path / "store"
+    store.mkdir()
+    # the stand-in encoders are a per-store cache that the uninterrupted run already built: reuse them
+    (store / "_encoders").symlink_to(Path(tiny_store).resolve() / "_encoders")
+    cmd = [*RJCMA, "preprocess", *_sets(tiny_cfg, store), "--shard", "0/2", "--no-progress"]
+    killed = _kill_when(cmd, lambda: any(store.glob("*/logmel.npy")), _env())
+    assert killed, "preprocessing finished before it could be interrupted"
+    assert not Store(store).trials() or len(Store(store).trials()) < 2  # it really stopped part-way
+    r = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    done = Store(store).trials()
+    assert done, r.stdout
+    want = _arrays(Path(tiny_store), done)
+    got = _arrays(store, done)
+    assert sorted(got) == sorted(want)
+    for k in want:
+        assert got[k] == want[k], f"{k} differs from the uninterrupted run"
+    for t in done:
+        assert Store(store).meta(t)["complete"] is True
+
+
+def _numbers(m: dict) -> dict:
+    return {k: m[k] for k in ("metrics", "best_epoch", "epochs", "stop_reason", "config_hash")}
+
+
+@pytest.mark.parametrize("epochs", [3])
+def test_kill_during_train_then_rerun_gives_the_same_metrics(tiny_cfg, tiny_store, tmp_path, epochs):
+    sets = [*_sets(tiny_cfg, tiny_store), "--set", f"max_epochs={epochs}", "--set", f"early_stop={epochs}",
+            "--set", "device=cpu"]
+    ref, cut = tmp_path / "reference", tmp_path / "interrupted"
+    r = subprocess.run([*RJCMA, "train", *sets, "--quiet", "--run-dir", str(ref)], env=_env(), capture_output=True,
+                       text=True, timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    cmd = [*RJCMA, "train", *sets, "--quiet", "--run-dir", str(cut)]
+    killed = _kill_when(cmd, lambda: (cut / "train_state.pt").exists(), _env(RJCMA_TEST_SLOW_EPOCH="3"))
+    assert killed, "training finished before it could be interrupted"
+    assert not (cut / "metrics.json").exists()
+    r = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    a = json.loads((ref / "metrics.json").read_text())
+    b = json.loads((cut / "metrics.json").read_text())
+    assert _numbers(a) == _numbers(b)
+    assert a["epochs"] == epochs or a["stop_reason"]
+    assert (ref / "model.safetensors").read_bytes() == (cut / "model.safetensors").read_bytes()

@@ -1,0 +1,207 @@
+"""Training loop (issue 5): trainable-only updates, frozen backbones in eval, merge/metric plumbing, checkpoints,
+the result folder, text statistics from training trials only, and resume after kill -9 with identical metrics."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from rjcma.errors import RjcmaError
+
+
+def _batch(cfg, B=3, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    K = cfg.K
+    b = {m: torch.randn(B, K, cfg.model.input_dim(m), generator=g) for m in cfg.model.modalities}
+    b["labels"] = torch.rand(B, K, 2, generator=g) * 2 - 1
+    b["labels"][:, :3] = float("nan")
+    b["mask"] = torch.ones(B, K, dtype=torch.bool)
+    b["mask"][0, -5:] = False
+    return b
+
+
+@pytest.fixture(scope="module")
+def small_cfg():
+    from rjcma.config import load_config
+
+    return load_config("demo").replace(seq_len=16, stride=8, tcn_audio=[8], tcn_visual=[8], tcn_text=[8], head_hidden=8)
+
+
+def test_one_step_changes_only_trainable_parameters(small_cfg):
+    from rjcma.train.loop import build_trainable, make_optimizer
+    from rjcma.train.losses import ccc_loss
+
+    model = build_trainable(small_cfg)
+    frozen = [p for n, p in model.named_parameters() if n.startswith("tcn.audio")]
+    for p in frozen:
+        p.requires_grad_(False)
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    opt = make_optimizer(model, small_cfg, lr=1e-2)
+    assert all(p.requires_grad for g in opt.param_groups for p in g["params"])
+    b = _batch(small_cfg)
+    model.train()
+    loss = ccc_loss(model(b)["pred"], b["labels"], b["mask"])
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+    for n, p in model.named_parameters():
+        changed = not torch.equal(before[n], p.detach())
+        if n.startswith("tcn.audio"):
+            assert not changed, f"frozen {n} changed"
+    assert any(not torch.equal(before[n], p.detach()) for n, p in model.named_parameters() if p.requires_grad)
+
+
+def test_frozen_batchnorm_stays_in_eval_mode():
+    from rjcma.train.loop import set_train_mode
+
+    enc = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.BatchNorm1d(4), torch.nn.Linear(4, 4), torch.nn.BatchNorm1d(4))
+    for p in enc.parameters():
+        p.requires_grad_(False)
+    for p in enc[3].parameters():  # the released group
+        p.requires_grad_(True)
+    holder = torch.nn.Module()
+    holder.encoders = torch.nn.ModuleDict({"visual": enc})
+    set_train_mode(holder, True)
+    assert not enc[1].training and enc[3].training
+    stats = enc[1].running_mean.clone()
+    enc(torch.randn(8, 4))
+    assert torch.equal(stats, enc[1].running_mean)  # frozen BN statistics do not drift (defect 8)
+
+
+def test_merge_and_partition_metrics_plumbing():
+    from rjcma.data.windows import take_window, window_starts
+    from rjcma.train.loop import merge_predictions, score_predictions
+    from rjcma.train.metrics import ccc
+
+    rng = np.random.default_rng(0)
+    K, stride = 10, 4
+    lengths = {"a": 23, "b": 7}
+    truth = {n: rng.uniform(-1, 1, (L, 2)).astype(np.float32) for n, L in lengths.items()}
+    windows = {n: [(s, take_window(truth[n], s, K)[0]) for s in window_starts(L, K, stride)] for n, L in lengths.items()}
+    merged = merge_predictions(windows, lengths, K)
+    for n in lengths:
+        np.testing.assert_allclose(merged[n], truth[n], atol=1e-6)
+    labels = {n: truth[n] + rng.normal(0, 0.3, truth[n].shape).astype(np.float32) for n in lengths}
+    labels["a"][:4] = np.nan
+    m = score_predictions(merged, labels, ["valence", "arousal"])
+    x = np.concatenate([merged["a"][:, 1], merged["b"][:, 1]])
+    y = np.concatenate([labels["a"][:, 1], labels["b"][:, 1]])
+    assert m["arousal"]["ccc"] == pytest.approx(ccc(x, y))  # all frames concatenated (ABAW)
+    assert m["valence"]["per_trial"]["b"] == pytest.approx(ccc(merged["b"][:, 0], labels["b"][:, 0]))
+    assert m["valence"]["frames"] == 23 + 7 - 4
+    assert m["mean_ccc"] == pytest.approx((m["valence"]["ccc"] + m["arousal"]["ccc"]) / 2)
+
+
+def test_checkpoint_roundtrip_and_mismatch_message(small_cfg, tmp_path):
+    from rjcma.train.loop import build_trainable, load_model, save_model
+
+    model = build_trainable(small_cfg).eval()
+    stats = {"mean": np.zeros(384, np.float32), "std": np.ones(384, np.float32)}
+    save_model(model, small_cfg, tmp_path, stats)
+    loaded, cfg2, ts = load_model(tmp_path, small_cfg)
+    b = _batch(small_cfg)
+    with torch.no_grad():
+        torch.testing.assert_close(model(b)["pred"], loaded(b)["pred"])
+    assert ts["std"].shape == (384,)
+    with pytest.raises(RjcmaError, match=r"K: checkpoint 16 vs config 24"):
+        load_model(tmp_path, small_cfg.replace(seq_len=24))
+    with pytest.raises(RjcmaError, match=r"tcn"):
+        load_model(tmp_path, small_cfg.replace(tcn_visual=[16]))
+
+
+# ---- on the tiny store ---------------------------------------------------------------------------------------------
+def test_text_statistics_come_from_training_trials_only(tiny_cfg, tiny_store):
+    from rjcma.data.dataset import WindowDataset, compute_text_stats
+    from rjcma.data.store import Store, feature_key
+    from rjcma.train.loop import fold_split
+
+    split = fold_split(tiny_cfg, 0)
+    st = Store(tiny_store)
+    tr = WindowDataset(st, split["train"], tiny_cfg, train=True)
+    with pytest.raises(RjcmaError, match="TRAINING statistics"):
+        WindowDataset(st, split["validation"], tiny_cfg, train=False)
+    va = WindowDataset(st, split["validation"], tiny_cfg, train=False, text_stats=tr.text_stats)
+    ref = compute_text_stats(st, split["train"], feature_key(tiny_cfg, "text"))
+    np.testing.assert_allclose(va.text_stats["mean"], ref["mean"])
+    item = va[0]
+    K = tiny_cfg.K
+    assert item["audio"].shape == (K, tiny_cfg.model.audio_dim) and item["labels"].shape == (K, 2)
+    assert item["mask"].dtype == torch.bool
+
+
+def test_end2end_items_crop_flip_and_scale(tiny_cfg, tiny_store):
+    from rjcma.data.dataset import WindowDataset
+    from rjcma.train.loop import fold_split
+
+    cfg = tiny_cfg.replace(mode="end2end")
+    split = fold_split(cfg, 0)
+    tr = WindowDataset(tiny_store, split["train"], cfg, train=True)
+    va = WindowDataset(tiny_store, split["validation"], cfg, train=False, text_stats=tr.text_stats)
+    it = va[0]
+    assert it["faces"].shape == (cfg.K, 3, 40, 40) and it["logmel"].shape == (cfg.K, 1, 96, 64)
+    assert float(it["faces"].min()) >= -1.0 and float(it["faces"].max()) <= 1.0
+    assert torch.equal(va[0]["faces"], va[0]["faces"])  # centre crop: deterministic
+    tr.set_epoch(0)
+    a = tr[0]["faces"]
+    tr.set_epoch(0)
+    assert torch.equal(a, tr[0]["faces"])  # same (seed, epoch, window) -> same crop
+
+
+def test_train_one_writes_result_folder_and_skips_when_complete(tiny_cfg, tiny_store, tmp_path):
+    from rjcma.train.loop import train_one
+
+    cfg = tiny_cfg.replace(max_epochs=2)
+    run = tmp_path / "run"
+    m = train_one(cfg, run_dir=run, progress=False)
+    for f in ("config.yaml", "metrics.json", "history.csv", "model.safetensors", "model.json", "train_state.pt"):
+        assert (run / f).exists(), f
+    preds = sorted((run / "predictions").glob("*.csv"))
+    assert preds and preds[0].read_text().splitlines()[0] == "frame,valence,arousal"
+    assert set(m["metrics"]) >= {"valence", "arousal", "mean_ccc"}
+    assert m["environment"]["torch"] == torch.__version__ and m["config_hash"]
+    hist = (run / "history.csv").read_text().splitlines()
+    assert hist[0].startswith("epoch,lr,train_loss") and len(hist) == 3 and "no-backbone" in hist[1]
+    t = time.time()
+    again = train_one(cfg, run_dir=run, progress=False, log=lambda *_: None)
+    assert again == m and time.time() - t < 5
+
+
+@pytest.mark.slow
+def test_resume_after_kill_gives_identical_metrics(tiny_cfg, tiny_store, tmp_path):
+    """Run A uninterrupted; run B killed with SIGKILL after its first checkpoint, then rerun: same metrics."""
+    sets = [f"corpus={tiny_cfg.data.corpus}", f"store={tiny_store}", f"seq_len={tiny_cfg.K}",
+            f"stride={tiny_cfg.data.stride}", "max_epochs=4", "early_stop=10", "warmup_epochs=1", "plateau_patience=0",
+            "device=cpu"]
+    args = [sys.executable, "-m", "rjcma.cli", "train", "--profile", "demo", "--fold", "0", "--quiet"]
+    for s in sets:
+        args += ["--set", s]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    subprocess.run(args + ["--run-dir", str(tmp_path / "A")], check=True, env=env, capture_output=True, timeout=120)
+    B = tmp_path / "B"
+    p = subprocess.Popen(args + ["--run-dir", str(B)], env=dict(env, RJCMA_TEST_SLOW_EPOCH="3"),
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 90
+    while not (B / "train_state.pt").exists() and time.time() < deadline and p.poll() is None:
+        time.sleep(0.05)
+    assert p.poll() is None, "run B finished before it could be killed"
+    os.kill(p.pid, signal.SIGKILL)
+    p.wait()
+    assert (B / "train_state.pt").exists() and not (B / "metrics.json").exists()
+    out = subprocess.run(args + ["--run-dir", str(B)], check=True, env=env, capture_output=True, text=True, timeout=120)
+    assert "resuming after epoch" in out.stdout + out.stderr
+    a = json.loads((tmp_path / "A" / "metrics.json").read_text())
+    b = json.loads((B / "metrics.json").read_text())
+    assert a["metrics"] == b["metrics"] and a["best_epoch"] == b["best_epoch"] and a["epochs"] == b["epochs"]
+    ha = (tmp_path / "A" / "history.csv").read_text().splitlines()
+    hb = (B / "history.csv").read_text().splitlines()
+    strip = lambda rows: [r.rsplit(",", 1)[0] for r in rows]  # noqa: E731 - drop the seconds column
+    assert strip(ha) == strip(hb)

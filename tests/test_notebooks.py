@@ -1,0 +1,263 @@
+"""Notebook hygiene, the runner, and the book built from notebooks executed with tiny parameters (issue 7 §1, §9)."""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+import yaml
+
+from _book_build import REPO, built_book
+from rjcma.book import (
+    BookPaths,
+    notebook_parameters,
+    parameter_values,
+    parameters_cells,
+    run_notebooks,
+    toc_entries,
+    toc_notebooks,
+)
+from rjcma.config import field_names, load_config
+from rjcma.errors import RjcmaError
+
+NOTEBOOKS = sorted(p.stem for p in (REPO / "notebooks").glob("*.ipynb"))
+TOC_NOTEBOOKS = toc_notebooks(REPO)
+EXPECTED = [
+    "01_data", "02_visual", "03_audio", "04_text", "05_encoders", "06a_tcn", "06b_equations", "07_training",
+    "08_cross_validation", "09_ablation", "10_comparison", "11_inference", "12_paper_vs_code", "13_results",
+]
+
+
+# ---- the table of contents ---------------------------------------------------------------------------------------
+def test_toc_lists_every_stage_in_numbered_parts():
+    toc = yaml.safe_load((REPO / "_toc.yml").read_text())
+    assert toc["format"] == "jb-book" and toc["root"] == "book/intro"
+    captions = [p["caption"] for p in toc["parts"]]
+    assert captions == [
+        "Introduction", "Data", "Preprocessing", "Model", "Training and results", "Inference on your own video",
+        "Reproducing on Aff-Wild2", "Paper vs released code", "References",
+    ]
+    assert all(p.get("numbered") for p in toc["parts"][:-1])
+    assert sorted(TOC_NOTEBOOKS) == EXPECTED
+    for entry in toc_entries(REPO):
+        if not entry.startswith("notebooks/"):
+            assert (REPO / f"{entry}.md").is_file(), f"_toc.yml lists {entry} but {entry}.md is missing"
+
+
+@pytest.mark.parametrize("name", EXPECTED)
+def test_listed_notebook_exists(name):
+    assert (REPO / "notebooks" / f"{name}.ipynb").is_file(), f"notebooks/{name}.ipynb is listed in _toc.yml"
+
+
+def test_no_notebook_outside_the_toc():
+    assert set(NOTEBOOKS) <= set(TOC_NOTEBOOKS), f"not in _toc.yml: {set(NOTEBOOKS) - set(TOC_NOTEBOOKS)}"
+
+
+def test_config_is_offline_and_never_executes():
+    conf = yaml.safe_load((REPO / "_config.yml").read_text())
+    assert conf["execute"]["execute_notebooks"] == "off"
+    sphinx = conf["sphinx"]["config"]
+    assert sphinx["mathjax_path"] == "mathjax/tex-chtml.js"
+    assert sphinx["nb_ipywidgets_js"] == {}
+    assert conf["launch_buttons"]["thebe"] is False
+    assert not any(conf["launch_buttons"].get(k) for k in ("binderhub_url", "jupyterhub_url", "colab_url"))
+    assert "http" not in json.dumps(sphinx)
+    assert conf["bibtex_bibfiles"] == ["book/references.bib"]
+
+
+# ---- hygiene of each source --------------------------------------------------------------------------------------
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_notebook_hygiene(name):
+    path = REPO / "notebooks" / f"{name}.ipynb"
+    nb = nbformat.read(path, as_version=4)
+    nbformat.validate(nb)
+    assert nb.metadata.get("kernelspec", {}).get("name") == "python3", "kernelspec python3 missing"
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type == "code":
+            assert not cell.outputs, f"cell {i + 1} has outputs (run nbstripout)"
+            assert cell.execution_count is None, f"cell {i + 1} has an execution count (run nbstripout)"
+    first = nb.cells[0]
+    assert first.cell_type == "markdown" and first.source.lstrip().startswith("# "), "first cell: a '# title'"
+    idx = parameters_cells(nb)
+    assert len(idx) == 1, f"{len(idx)} cells tagged 'parameters' (need exactly one)"
+    params = notebook_parameters(path)  # literals only, or RjcmaError
+    assert params, "the parameters cell assigns nothing"
+    unknown = set(params) - field_names()
+    assert not unknown, f"parameters that are not config fields: {sorted(unknown)}"
+    # papermill reads the same names (its parser is stricter about comments than Python's)
+    import papermill
+
+    unparsed = set(params) - set(papermill.inspect_notebook(str(path)))
+    assert not unparsed, f"papermill cannot parse the lines of {sorted(unparsed)} (quotes in the comment?)"
+    # the derive cell follows the parameters cell
+    assert idx[0] + 1 < len(nb.cells) and nb.cells[idx[0] + 1].cell_type == "code"
+    # every parameter receives a value of the right kind from the demo profile
+    demo = parameter_values(load_config("demo"), params)
+    for k, v in params.items():
+        assert isinstance(demo[k], type(v)) or (isinstance(v, (int, float)) and isinstance(demo[k], (int, float))), (
+            f"parameter {k} = {v!r} but the config gives {demo[k]!r}"
+        )
+
+
+@pytest.mark.skipif(shutil.which("nbstripout") is None and not (Path(sys.executable).parent / "nbstripout").exists(),
+                    reason="nbstripout not installed")
+def test_nbstripout_verify():
+    exe = Path(sys.executable).parent / "nbstripout"
+    exe = str(exe) if exe.exists() else "nbstripout"
+    paths = [str(REPO / "notebooks" / f"{n}.ipynb") for n in NOTEBOOKS]
+    proc = subprocess.run([exe, "--verify", *paths], capture_output=True, text=True)
+    assert proc.returncode == 0, f"nbstripout would change: {proc.stdout}{proc.stderr}"
+
+
+# ---- the parameter rules (unit) ----------------------------------------------------------------------------------
+def _write_nb(path: Path, params_src: str, body: str = "x = 1", tag: bool = True) -> Path:
+    from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+    p = new_code_cell(params_src)
+    if tag:
+        p.metadata["tags"] = ["parameters"]
+    nb = new_notebook(cells=[new_markdown_cell("# t"), p, new_code_cell(body)])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, path)
+    return path
+
+
+def test_parameters_must_be_literals_and_config_fields(tmp_path):
+    ok = _write_nb(tmp_path / "ok.ipynb", "seq_len = 300  # K\nprofile: str = 'demo'\n")
+    assert notebook_parameters(ok) == {"seq_len": 300, "profile": "demo"}
+    bad = _write_nb(tmp_path / "bad.ipynb", "seq_len = 3 * 100\n")
+    with pytest.raises(RjcmaError, match=r"bad.ipynb: parameters cell line 1: `seq_len` must be a literal"):
+        notebook_parameters(bad)
+    none = _write_nb(tmp_path / "none.ipynb", "seq_len = 1", tag=False)
+    with pytest.raises(RjcmaError, match="exactly one cell tagged 'parameters'"):
+        notebook_parameters(none)
+    with pytest.raises(RjcmaError, match="'window' is not a config field"):
+        parameter_values(load_config("demo"), ["window"])
+    vals = parameter_values(load_config("paper").replace(seq_len=400), ["seq_len", "profile", "tcn_audio"])
+    assert vals == {"seq_len": 400, "profile": "paper", "tcn_audio": [256, 256, 256, 256]}
+
+
+@pytest.mark.slow
+def test_runner_names_notebook_and_cell_on_failure(tmp_path):
+    root = tmp_path / "repo"
+    (root / "notebooks").mkdir(parents=True)
+    (root / "_toc.yml").write_text("format: jb-book\nroot: intro\nchapters:\n- file: notebooks/01_x\n- file: notebooks/02_y\n")
+    _write_nb(root / "notebooks" / "01_x.ipynb", "seq_len = 1\n", body="print('K =', seq_len)\nraise ValueError('boom')")
+    _write_nb(root / "notebooks" / "02_y.ipynb", "seq_len = 1\n")
+    paths = BookPaths.default(root=root)
+    with pytest.raises(RjcmaError) as e:
+        run_notebooks(load_config("demo").replace(seq_len=7, stride=3), paths, echo=False)
+    msg = str(e.value)
+    assert "01_x.ipynb" in msg and "cell 3 of the source" in msg and "ValueError: boom" in msg
+    executed = nbformat.read(paths.executed / "notebooks" / "01_x.ipynb", as_version=4)
+    assert any("K = 7" in o.get("text", "") for c in executed.cells if c.cell_type == "code" for o in c.outputs)
+    assert not (paths.executed / "notebooks" / "02_y.ipynb").exists(), "the runner must stop at the first failure"
+
+
+# ---- every notebook with tiny parameters, and the book -----------------------------------------------------------
+@pytest.fixture(scope="session")
+def book(tiny_cfg, tiny_store):
+    return built_book(tiny_cfg, tiny_store)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", EXPECTED)
+def test_notebook_runs_with_tiny_parameters(book, name):
+    run = book.runs.get(name)
+    assert run is not None, f"notebooks/{name}.ipynb was not run (missing source)"
+    assert run.ok, run.error
+    assert run.seconds < 60, f"{name} took {run.seconds:.0f} s with tiny parameters (budget 20 s)"
+    nb = nbformat.read(run.output, as_version=4)
+    injected = [c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", [])]
+    assert len(injected) == 1, "papermill's injected-parameters cell is missing"
+    tree = ast.parse(injected[0].source)
+    assigned = {t.id for s in tree.body if isinstance(s, ast.Assign) for t in s.targets if isinstance(t, ast.Name)}
+    assert assigned == set(run.parameters)
+    assert not [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
+
+
+@pytest.mark.slow
+def test_book_builds_without_warnings(book):
+    assert not book.build_error, book.build_error
+    html = book.paths.html
+    for entry in toc_entries(REPO):
+        page = html / f"{entry}.html" if entry != "book/intro" else html / "book" / "intro.html"
+        assert page.is_file(), f"{page} not built"
+    assert (html / "_static" / "mathjax" / "tex-chtml.js").is_file()
+
+
+@pytest.mark.slow
+def test_built_pages_reference_no_external_resource(book):
+    assert not book.build_error, book.build_error
+    bad = []
+    for page in book.paths.html.rglob("*.html"):
+        text = page.read_text(errors="replace")
+        for m in re.finditer(r"<(script|link|img|iframe|source)\b[^>]*?\b(src|href)=\"(https?:)?//[^\"]+\"", text):
+            tag = m.group(0)
+            if m.group(1) == "link" and re.search(r"rel=\"(canonical|author|license)\"", tag):
+                continue
+            bad.append(f"{page.relative_to(book.paths.html)}: {tag[:160]}")
+    assert not bad, "external resources:\n" + "\n".join(bad[:20])
+    # every executed page records its parameters (the injected cell is shown)
+    for name in TOC_NOTEBOOKS:
+        page = book.paths.html / "notebooks" / f"{name}.html"
+        if page.exists() and name in book.runs and book.runs[name].ok:
+            assert "injected-parameters" in page.read_text() or "Parameters" in page.read_text()
+
+
+@pytest.mark.slow
+def test_book_time_budget(book):
+    total = book.seconds_train + book.seconds_notebooks + book.seconds_build
+    print(f"tiny training {book.seconds_train:.1f} s + notebooks {book.seconds_notebooks:.1f} s + build {book.seconds_build:.1f} s")
+    for r in book.runs.values():
+        print(f"  {r.name:<22} {r.seconds:6.1f} s {'ok' if r.ok else 'FAILED'}")
+    assert total < 600
+
+
+# ---- the results tables (13_results) -----------------------------------------------------------------------------
+def _fake_run(root: Path, kind: str, name: str, fold: int, fusion: str, l: int, v: float, a: float, mods=None):
+    d = root / "demo" / kind / name
+    d.mkdir(parents=True)
+    mods = mods or ["audio", "visual", "text"]
+    metrics = {
+        "profile": "demo", "fold": fold, "fusion": fusion, "num_iterations": l, "modalities": mods,
+        "mode": "cached", "targets": ["valence", "arousal"],
+        "metrics": {"valence": {"ccc": v}, "arousal": {"ccc": a}, "mean_ccc": (v + a) / 2},
+        "environment": {"git": "abc1234", "device": "cpu"},
+    }
+    (d / "metrics.json").write_text(json.dumps(metrics))
+    (d / "config.yaml").write_text(yaml.safe_dump({"data": {"corpus": "data/demo_corpus"}}))
+
+
+def test_results_tables_come_from_result_folders(tmp_path):
+    from rjcma import paper_numbers
+    from rjcma import results_tables as rt
+
+    assert rt.find_runs(tmp_path, "demo") == []
+    empty = rt.table1([])
+    assert empty.values["valence"] is None and "—" in empty.markdown()
+    _fake_run(tmp_path, "cv", "r0", 0, "rjcma", 3, 0.40, 0.60)
+    _fake_run(tmp_path, "cv", "r0b", 0, "rjcma", 3, 0.50, 0.70)  # a second seed: averaged
+    _fake_run(tmp_path, "cv", "r1", 1, "rjcma", 3, 0.30, 0.20)
+    _fake_run(tmp_path, "ablate", "l1", 1, "rjcma", 1, 0.10, 0.30)
+    _fake_run(tmp_path, "compare", "jca", 0, "jca", 1, 0.20, 0.40, mods=["audio", "visual"])
+    runs = rt.find_runs(tmp_path, "demo")
+    assert len(runs) == 5
+    t1 = rt.table1(runs)
+    assert t1.rows[0][:5] == ["Fold 0 (official)", "0.450", "0.650", "0.550", 2]
+    assert t1.rows[0][5:] == [f"{paper_numbers.TABLE1_FOLDS[0][k]:.3f}" for k in ("valence", "arousal", "mean")]
+    assert t1.values["valence"] == pytest.approx((0.45 + 0.30) / 2)
+    t3 = rt.table3(runs)
+    assert t3.rows[0][:4] == ["l = 1", "0.100", "0.300", "0.200"] and t3.rows[1][1] == "—"
+    t2 = rt.table2(runs)
+    assert t2.rows[0][:5] == ["JCA [21]", "audio+visual", "0.200", "0.400", "0.300"]
+    line = rt.provenance(t1.runs)
+    assert "profile **demo**" in line and "data/demo_corpus" in line and "abc1234" in line and "3 run(s)" in line
+    assert len(rt.table4().rows) == len(paper_numbers.TABLE4_TEST)
