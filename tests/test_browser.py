@@ -97,7 +97,7 @@ def test_every_page_loads_offline(site, browser):
         n_math = page.locator(".math").count()
         if n_math:
             try:
-                page.wait_for_selector("mjx-container", timeout=60000)
+                page.wait_for_selector("mjx-container", state="attached", timeout=60000)
                 page.wait_for_function(
                     "() => window.MathJax && MathJax.startup && MathJax.startup.promise"
                     " && MathJax.startup.promise.then(() => true)", timeout=60000)

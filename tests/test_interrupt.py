@@ -47,6 +47,14 @@ def _kill_when(cmd: list[str], marker, env: dict, timeout: float = 240) -> bool:
             p.wait(30)
 
 
+def _link_encoders(src_store: Path, store: Path) -> None:
+    """Hard links to the session store's stand-in encoders (a per-store cache); a rebuild in ``store`` would replace
+    the links, never the session's files."""
+    (store / "_encoders").mkdir(parents=True)
+    for f in (src_store / "_encoders").iterdir():
+        os.link(f, store / "_encoders" / f.name)
+
+
 def _sets(cfg, store) -> list[str]:
     return ["--set", f"corpus={cfg.data.corpus}", "--set", f"store={store}", "--set", f"results_dir={cfg.train.results_dir}",
             "--set", f"seq_len={cfg.K}", "--set", f"stride={cfg.data.stride}"]
@@ -67,11 +75,11 @@ def test_kill_during_preprocess_then_rerun_gives_the_same_store(tiny_cfg, tiny_s
     store = tmp_path / "store"
     store.mkdir()
     # the stand-in encoders are a per-store cache that the uninterrupted run already built: reuse them
-    (store / "_encoders").symlink_to(Path(tiny_store).resolve() / "_encoders")
-    cmd = [*RJCMA, "preprocess", *_sets(tiny_cfg, store), "--shard", "0/2", "--no-progress"]
+    _link_encoders(Path(tiny_store), store)
+    cmd = [*RJCMA, "preprocess", *_sets(tiny_cfg, store), "--shard", "1/4", "--no-progress"]  # one video
     killed = _kill_when(cmd, lambda: any(store.glob("*/logmel.npy")), _env())
     assert killed, "preprocessing finished before it could be interrupted"
-    assert not Store(store).trials() or len(Store(store).trials()) < 2  # it really stopped part-way
+    assert not Store(store).trials()  # it really stopped part-way: the trial is not complete
     r = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stdout + r.stderr
     done = Store(store).trials()
@@ -89,7 +97,7 @@ def _numbers(m: dict) -> dict:
     return {k: m[k] for k in ("metrics", "best_epoch", "epochs", "stop_reason", "config_hash")}
 
 
-@pytest.mark.parametrize("epochs", [3])
+@pytest.mark.parametrize("epochs", [2])
 def test_kill_during_train_then_rerun_gives_the_same_metrics(tiny_cfg, tiny_store, tmp_path, epochs):
     sets = [*_sets(tiny_cfg, tiny_store), "--set", f"max_epochs={epochs}", "--set", f"early_stop={epochs}",
             "--set", "device=cpu"]
@@ -107,4 +115,7 @@ def test_kill_during_train_then_rerun_gives_the_same_metrics(tiny_cfg, tiny_stor
     b = json.loads((cut / "metrics.json").read_text())
     assert _numbers(a) == _numbers(b)
     assert a["epochs"] == epochs or a["stop_reason"]
-    assert (ref / "model.safetensors").read_bytes() == (cut / "model.safetensors").read_bytes()
+    from safetensors.torch import load_file
+
+    wa, wb = load_file(str(ref / "model.safetensors")), load_file(str(cut / "model.safetensors"))
+    assert sorted(wa) == sorted(wb) and all(wa[k].equal(wb[k]) for k in wa)

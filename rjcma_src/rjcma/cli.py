@@ -82,6 +82,11 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"rjcma {args.command}: error: {e}", file=sys.stderr)
         return e.exit_code
+    except (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError) as e:
+        if getattr(args, "debug", False):
+            raise
+        print(f"rjcma {args.command}: error: {e.filename or ''}: {e.strerror}; check the path", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print(f"rjcma {args.command}: interrupted; rerun the same command to resume", file=sys.stderr)
         return 130

@@ -76,6 +76,8 @@ class PreprocessConfig:
     weights_dir: str = ""  # folder with res50_ir_0.887.pth / vggish-10086976.pth ("" = $RJCMA_WEIGHTS_DIR)
     encoder_init: str = "synthetic-pretrain"  # without weights: "seeded" or "synthetic-pretrain"
     encoder_seed: int = 0  # seed of the stand-in encoders
+    feature_stride: int = 1  # encode every s-th frame with the frozen encoders, interpolate the rest (1 = all)
+    encoder_precision: str = "auto"  # "auto" (bf16 where the CPU/GPU has it), "fp32" or "bf16"
     stages: str = "all"  # comma list of stages or "all"
     workers: int = 1  # trial-level processes
     preprocess_device: str = "cpu"  # device for encoders/ASR during preprocessing
@@ -85,6 +87,10 @@ class PreprocessConfig:
             raise RjcmaError(f"preprocess.asr_backend must be whisper, vosk or none, got {self.asr_backend!r}")
         if self.visual_encoder not in ("ir50", "resnet50"):
             raise RjcmaError(f"preprocess.visual_encoder must be ir50 or resnet50, got {self.visual_encoder!r}")
+        if self.feature_stride < 1:
+            raise RjcmaError(f"preprocess.feature_stride must be >= 1, got {self.feature_stride}")
+        if self.encoder_precision not in ("auto", "fp32", "bf16"):
+            raise RjcmaError(f"preprocess.encoder_precision must be auto, fp32 or bf16, got {self.encoder_precision!r}")
         if self.encoder_init not in ("seeded", "synthetic-pretrain"):
             raise RjcmaError(
                 f"preprocess.encoder_init must be 'seeded' or 'synthetic-pretrain', got {self.encoder_init!r}"
@@ -135,6 +141,7 @@ class TrainConfig:
     lr: float = 1e-5  # initial / reset learning rate (paper §4.2.2)
     min_lr: float = 1e-8  # floor of the learning rate; below it the next group is released
     weight_decay: float = 1e-3  # Adam weight decay (paper §4.2.2)
+    kk_lr_scale: float = 1.0  # lr multiplier of the K x K matrices W_c, W_h (1 = paper's plain Adam; 0 = 1/K)
     warmup_epochs: int = 5  # epochs of in-epoch linear warm-up after the first release
     plateau_patience: int = 5  # ReduceLROnPlateau patience on validation CCC
     plateau_factor: float = 0.1  # ReduceLROnPlateau factor
@@ -333,7 +340,7 @@ def iter_leaves(cfg: Config) -> Iterator[tuple[str, Any]]:
 PROFILES: dict[str, dict[str, dict[str, Any]]] = {
     "demo": {
         "data": {"corpus": "data/demo_corpus", "store": "data/demo_store"},
-        "preprocess": {"asr_backend": "whisper", "encoder_init": "synthetic-pretrain"},
+        "preprocess": {"asr_backend": "whisper", "encoder_init": "synthetic-pretrain", "feature_stride": 3},
         "model": {
             "tcn_audio": [64, 64],
             "tcn_visual": [64, 64],
@@ -345,6 +352,7 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
             "mode": "cached",
             "target": "both",
             "lr": 1e-3,
+            "kk_lr_scale": 0.0,  # 1/K for W_c, W_h: plain Adam at lr 1e-3 diverges at K=300
             "min_lr": 1e-6,
             "warmup_epochs": 1,
             "plateau_patience": 2,

@@ -17,6 +17,9 @@ import numpy as np
 
 from rjcma.errors import RjcmaError
 
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
+
 
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
@@ -26,6 +29,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         os.close(fd)
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; outputs follow the umask like any other file
     except OSError as e:
         raise RjcmaError(f"{path.parent}: cannot write here ({e.strerror}); choose a writable output folder") from e
     tmp_path = Path(tmp)

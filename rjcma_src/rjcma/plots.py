@@ -525,8 +525,8 @@ def prediction_figure(times, pred, face_mask=None, labels=None, title: str = "",
     ax.axhline(0, color="0.6", lw=0.6)
     ax.set_xlabel("time (s)")
     ax.set_ylabel("value in [-1, 1]")
-    ax.legend(fontsize=7, loc="upper right", ncol=2)
-    ax.set_title(title or "per-frame prediction", fontsize=9)
+    ax.legend(fontsize=7, loc="lower left", bbox_to_anchor=(0.0, 1.0), ncol=3, frameon=False)
+    fig.suptitle(title or "per-frame prediction", fontsize=9)
     v, a = p[:, 0], p[:, 1]
     if not (np.isnan(v).all() or np.isnan(a).all()):
         sc = ax2.scatter(v, a, c=t, s=4, cmap="viridis")

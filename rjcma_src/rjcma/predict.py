@@ -166,12 +166,7 @@ _ENCODERS: dict[tuple, tuple[Any, dict[str, Any]]] = {}
 
 def _load_frozen_encoder(kind: str, mcfg: Any) -> tuple[Any, dict[str, Any]]:
     """The frozen encoder the cached features of the checkpoint were computed with; never rebuilt silently.
-    Cached per process by file and content (several predictions in one session load it once)."""
-    model, info = _load_frozen_encoder_uncached(kind, mcfg)
-    return model, info
-
-
-def _load_frozen_encoder_uncached(kind: str, mcfg: Any) -> tuple[Any, dict[str, Any]]:
+    Stand-ins are cached per process by file and content (several predictions in one session load them once)."""
     from safetensors.torch import load_file
 
     from rjcma.models import backbones as bb
@@ -418,21 +413,29 @@ def _probe(path: Path) -> dict[str, Any]:
                 "container_frames": int(s.frames or 0)}
 
 
-def detect_faces(path: Path, size: int = 48) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(faces uint8 (N, size, size, 3), mask (N,), times (N,)) for every decoded frame: Haar cascade detection,
-    boxes smoothed over time and short gaps bridged (:mod:`rjcma.preprocess.video`). Two passes, so memory does
-    not grow with the resolution."""
+DETECT_EVERY = 2  # the Haar cascade runs on every 2nd frame; boxes in between are interpolated (bridged)
+
+
+def detect_faces(path: Path, size: int = 48, detect_every: int = DETECT_EVERY
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(faces uint8 (N, size, size, 3), mask (N,), times (N,)) for every decoded frame: Haar cascade detection on
+    every ``detect_every``-th frame, boxes smoothed over time and gaps between detections bridged
+    (:mod:`rjcma.preprocess.video`). Two passes, so memory does not grow with the resolution."""
     from rjcma.preprocess.video import HaarDetector, crop_square, iter_frames, smooth_boxes, square_box
 
     det = HaarDetector()
+    every = max(1, int(detect_every))
     times, boxes, found = [], [], []
-    for t, rgb in iter_frames(path):
-        b = det(rgb)
+    for i, (t, rgb) in enumerate(iter_frames(path)):
+        b = det(rgb) if i % every == 0 else None
         times.append(t)
         found.append(b is not None)
         boxes.append(square_box(b) if b is not None else np.zeros(3))
     n = len(times)
-    sboxes, valid = smooth_boxes(np.asarray(boxes).reshape(n, 3), np.asarray(found, bool))
+    sboxes, valid = smooth_boxes(np.asarray(boxes).reshape(n, 3), np.asarray(found, bool), max_gap=max(3, 2 * every))
+    last_tried = (n - 1) - (n - 1) % every  # frames after the last attempt keep its box
+    if valid[last_tried]:
+        sboxes[last_tried + 1:], valid[last_tried + 1:] = sboxes[last_tried], True
     faces = np.zeros((n, size, size, 3), np.uint8)
     if valid.any():
         for i, (_, rgb) in enumerate(iter_frames(path)):
@@ -683,7 +686,7 @@ def output_paths(out_dir: Path, stem: str) -> dict[str, Path]:
 def write_outputs(result: PredictionResult, out_dir: str | Path, dpi: int = 110) -> dict[str, Path]:
     """``<stem>.csv/.png/.json`` in ``out_dir``, all or none: each is written atomically (rjcma.io) and, if any
     write fails, the files of this video written by this call are removed again."""
-    from rjcma.io import atomic_write_bytes, atomic_write_text
+    from rjcma.io import atomic_write_bytes
 
     out_dir = Path(out_dir)
     paths = output_paths(out_dir, result.stem)

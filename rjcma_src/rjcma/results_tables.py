@@ -57,29 +57,69 @@ class Run:
         return None if math.isnan(v) else v
 
 
+def _read_run(mfile: Path, kind: str) -> Run | None:
+    try:
+        metrics = json.loads(mfile.read_text())
+    except (OSError, ValueError):
+        return None
+    config: dict[str, Any] = {}
+    cfile = mfile.parent / "config.yaml"
+    if cfile.is_file():
+        import yaml
+
+        try:
+            config = yaml.safe_load(cfile.read_text()) or {}
+        except yaml.YAMLError:
+            config = {}
+    written = _dt.datetime.fromtimestamp(mfile.stat().st_mtime, tz=_dt.timezone.utc)
+    return Run(kind=kind, name=mfile.parent.name, path=mfile.parent, metrics=metrics, config=config, written=written)
+
+
+def _summary_runs(kind_dir: Path) -> list[Path] | None:
+    """The run folders an experiment's ``summary.json`` lists (its rows' ``runs``), or None without a summary.
+
+    An experiment reuses identical runs finished by another one (the fold-0 RJCMA model of the cross-validation is
+    also the RJCMA row of the comparison), so its runs are not all in its own folder.
+    """
+    f = kind_dir / "summary.json"
+    try:
+        rows = json.loads(f.read_text()).get("rows", [])
+    except (OSError, ValueError, AttributeError):
+        return None
+    out: list[Path] = []
+    for row in rows:
+        for p in str(row.get("runs") or "").split(";"):
+            if not p.strip():
+                continue
+            path = Path(p.strip())
+            if not path.is_absolute() and not path.exists():
+                path = kind_dir.parent.parent.parent / path  # relative to the results dir's parent
+            out.append(path)
+    return out
+
+
 def find_runs(results_dir: str | Path, profile: str) -> list[Run]:
-    """Every complete run (a folder with a readable metrics.json) of ``profile``, sorted by kind and name."""
+    """The runs of each experiment (``cv``, ``ablate``, ``compare``, ...) of ``profile``.
+
+    Where an experiment wrote ``summary.json``, its runs are exactly the folders the summary lists (wherever they
+    live); otherwise every complete folder (with a readable metrics.json) under its kind folder.
+    """
     base = Path(results_dir) / profile
     runs: list[Run] = []
     if not base.is_dir():
         return runs
-    for mfile in sorted(base.glob("*/*/metrics.json")):
-        try:
-            metrics = json.loads(mfile.read_text())
-        except (OSError, ValueError):
-            continue
-        config: dict[str, Any] = {}
-        cfile = mfile.parent / "config.yaml"
-        if cfile.is_file():
-            import yaml
-
-            try:
-                config = yaml.safe_load(cfile.read_text()) or {}
-            except yaml.YAMLError:
-                config = {}
-        written = _dt.datetime.fromtimestamp(mfile.stat().st_mtime, tz=_dt.timezone.utc)
-        runs.append(Run(kind=mfile.parent.parent.name, name=mfile.parent.name, path=mfile.parent,
-                        metrics=metrics, config=config, written=written))
+    for kind_dir in sorted(p for p in base.iterdir() if p.is_dir()):
+        listed = _summary_runs(kind_dir)
+        folders = listed if listed is not None else sorted(m.parent for m in kind_dir.glob("*/metrics.json"))
+        seen: set[Path] = set()
+        for folder in folders:
+            key = folder.resolve()
+            if key in seen or not (folder / "metrics.json").is_file():
+                continue
+            seen.add(key)
+            run = _read_run(folder / "metrics.json", kind_dir.name)
+            if run is not None:
+                runs.append(run)
     return runs
 
 

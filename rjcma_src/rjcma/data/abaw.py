@@ -568,9 +568,16 @@ def _part_root(value: str | Path, root: Path, name: str) -> Path:
 
 
 def load_corpus(cfg: "Config") -> Corpus:
-    """:func:`find_corpus` with the paths of ``cfg.data``."""
+    """:func:`find_corpus` with the paths of ``cfg.data``.
+
+    The subject map is ``data.subject_map`` when set, else ``subject_map.csv`` at the corpus root when present
+    (``rjcma synth`` writes one; Aff-Wild2 users may put theirs there).
+    """
     d = cfg.data
-    return find_corpus(d.corpus, d.annotations_root, d.faces_root, d.videos_root, d.subject_map)
+    subject_map = d.subject_map
+    if not subject_map and (Path(d.corpus) / "subject_map.csv").is_file():
+        subject_map = str(Path(d.corpus) / "subject_map.csv")
+    return find_corpus(d.corpus, d.annotations_root, d.faces_root, d.videos_root, subject_map)
 
 
 def label_lengths(corpus: Corpus, partitions: Iterable[str] = ("train", "validation")) -> dict[str, int]:

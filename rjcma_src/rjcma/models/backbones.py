@@ -20,16 +20,19 @@ uses the same architectures with stand-in weights, chosen by ``preprocess.encode
 * ``"seeded"``: frozen at a seeded initialisation (Kaiming-normal convolutions, batch-norm statistics at their
   defaults). Deterministic, but the features are random projections of the input.
 * ``"synthetic-pretrain"`` (the demo default): the seeded network whose *last layer group* is briefly pretrained on a
-  separate synthetic task that never sees the corpus or its labels. Visual: 384 faces drawn here (ellipse head,
+  separate synthetic task that never sees the corpus or its labels. Visual: 192 faces drawn here (ellipse head,
   eyes, brows, mouth) with random drawing parameters; the IR-50 output layer (BN2d, Linear, BN1d) learns to
   regress those parameters (mouth curvature and opening, brow height, eye opening, head position and size,
-  brightness) from the frozen seeded body's 5 x 5 maps. Audio: 384 one-second harmonic tones with random pitch,
+  brightness) from the frozen seeded body's 5 x 5 maps. Audio: 256 one-second harmonic tones with random pitch,
   loudness, syllable-like amplitude modulation and noise; VGGish's last FC (4096 -> 128) learns to regress them
-  from the frozen seeded layers below. We chose this because it is cheap (about 15-30 s on 2 CPU cores, once per
-  store; the weights are cached) and gives features that respond to what a face or voice shows (expression
-  geometry, pitch, loudness, rhythm) rather than only to random directions, so the demo exercises the same
-  frozen-encoder path as the paper with features a temporal model can use; its batch-norm statistics are also
-  calibrated on face-like images instead of left at their defaults.
+  from the frozen seeded layers below. We chose this because it is cheap (rendering, one pass of the frozen
+  layers and a few dozen optimiser steps of one layer: about a minute on 2 idle CPU cores, once per store; the
+  weights are cached) and gives features that respond to what a face or voice shows (expression geometry, pitch,
+  loudness, rhythm) rather than only to random directions, so the demo exercises the same frozen-encoder path as
+  the paper with features a temporal model can use; the IR-50 output layer's batch-norm statistics are also
+  calibrated on face-like images instead of left at their defaults. Its limits: the body below the released
+  groups stays random, and the pretraining tasks are tiny, so these features are far weaker than the pretrained
+  checkpoints'; the book's numbers on the demo corpus show the pipeline, not Aff-Wild2 performance.
 
 Stand-in weights are written as safetensors to ``<store>/_encoders/<name>-<init>-seed<seed>.safetensors``
 (deterministic, reused by later runs) and their SHA-256 goes into each trial's meta.json.
@@ -60,6 +63,7 @@ WHERE = {
     RESNET50_FILE: "torchvision's ImageNet ResNet-50 weights (ResNet50_Weights.IMAGENET1K_V1)",
 }
 ENCODER_DIMS = {"ir50": 512, "resnet50": 2048, "vggish": 128}
+STAND_IN_VERSION = "2"  # bump when the stand-in recipe changes: cached stand-in files of another version are rebuilt
 
 
 # ---- IR-50 -----------------------------------------------------------------------------------------------------
@@ -387,10 +391,10 @@ def make_stand_in(name: str, init: str, seed: int) -> nn.Module:
         if init == "synthetic-pretrain":
             from rjcma.preprocess.video import faces_to_tensor
 
-            imgs, P = render_faces(256, seed + 1)
+            imgs, P = render_faces(192, seed + 1)
             with torch.inference_mode():
                 maps = torch.cat([m.features_map(faces_to_tensor(imgs[i:i + 64])) for i in range(0, len(imgs), 64)])
-            _fit_head(_IR50Out(m), maps.clone(), torch.from_numpy(P), seed, steps=60, lr=3e-3)
+            _fit_head(_IR50Out(m), maps.clone(), torch.from_numpy(P), seed, steps=50, lr=3e-3)
     elif name == "resnet50":
         m = seeded_init(ResNet50Face(), seed).eval()
     elif name == "vggish":
@@ -400,12 +404,10 @@ def make_stand_in(name: str, init: str, seed: int) -> nn.Module:
         if init == "synthetic-pretrain":
             X, P = synth_tones(256, seed + 2)
             with torch.inference_mode():
-                x = torch.from_numpy(X)[:, None]
-                h = m.embeddings[:4](m.conv_features(x))
-                h = h / h.std().clamp_min(1e-6)
-            _fit_head(m.embeddings[4], h.clone(), torch.from_numpy(P), seed, steps=150)
+                h = m.embeddings[:4](m.conv_features(torch.from_numpy(X)[:, None]))  # (n, 4096), frozen layers
+                hs = h.std().clamp_min(1e-6)
+            _fit_head(m.embeddings[4], (h / hs).clone(), torch.from_numpy(P), seed, steps=150)
             with torch.no_grad():  # fold the normalisation of h into the layer
-                hs = m.embeddings[:4](m.conv_features(x)).std().clamp_min(1e-6)
                 m.embeddings[4].weight.div_(hs)
     else:
         raise RjcmaError(f"unknown encoder {name!r}; choose ir50, resnet50 or vggish")
@@ -429,28 +431,53 @@ def weights_dir(cfg) -> str:
     return cfg.preprocess.weights_dir or os.environ.get("RJCMA_WEIGHTS_DIR", "")
 
 
-def _stand_in_cached(name: str, cfg, builder) -> tuple[nn.Module, EncoderInfo]:
-    from safetensors.torch import load_file, save_file
+def stand_in_cache_dir() -> Path:
+    """Per-user cache of stand-in weights (``$RJCMA_CACHE`` or ``~/.cache/rjcma``): made once per machine, then
+    copied into each store, so several stores (tests, demo) do not repeat the synthetic pretraining."""
+    return Path(os.environ.get("RJCMA_CACHE") or Path.home() / ".cache" / "rjcma") / "encoders"
 
-    from rjcma.io import atomic_path
+
+def _load_stand_in_file(path: Path, builder) -> nn.Module | None:
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    if not path.is_file():
+        return None
+    try:
+        with safe_open(str(path), "pt") as f:
+            if (f.metadata() or {}).get("version") != STAND_IN_VERSION:
+                return None  # stand-in recipe changed
+        shell = builder()
+        load_checked(shell, load_file(str(path)), path)
+        return shell
+    except Exception:
+        return None
+
+
+def _stand_in_cached(name: str, cfg, builder) -> tuple[nn.Module, EncoderInfo]:
+    from safetensors.torch import save_file
+
+    from rjcma.io import atomic_path, atomic_write_bytes
 
     init, seed = cfg.preprocess.encoder_init, int(cfg.preprocess.encoder_seed)
-    path = Path(cfg.data.store) / "_encoders" / f"{name}-{init}-seed{seed}.safetensors"
-    shell = builder()
-    if path.exists():
-        try:
-            load_checked(shell, load_file(str(path)), path)
-            m = shell
-        except Exception:
-            path.unlink(missing_ok=True)
-            m = None
-    else:
-        m = None
+    fname = f"{name}-{init}-seed{seed}.safetensors"
+    path = Path(cfg.data.store) / "_encoders" / fname
+    cached = stand_in_cache_dir() / fname
+    m = _load_stand_in_file(path, builder)
+    if m is None:
+        m = _load_stand_in_file(cached, builder)
+        if m is not None:
+            atomic_write_bytes(path, cached.read_bytes())
     if m is None:
         m = make_stand_in(name, init, seed)
         sd = {k: v.detach().contiguous().clone() for k, v in m.state_dict().items()}
+        meta = {"encoder": name, "init": init, "seed": str(seed), "version": STAND_IN_VERSION}
         with atomic_path(path) as tmp:
-            save_file(sd, str(tmp), metadata={"encoder": name, "init": init, "seed": str(seed)})
+            save_file(sd, str(tmp), metadata=meta)
+        try:  # best effort: a read-only home only costs the next store a re-run of the pretraining
+            atomic_write_bytes(cached, path.read_bytes())
+        except Exception:
+            pass
     for p in m.parameters():
         p.requires_grad_(False)
     m.eval()

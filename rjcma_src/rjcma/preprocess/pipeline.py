@@ -151,7 +151,10 @@ def _encoder_identity(kind: str, cfg) -> dict[str, Any]:
     if wd:
         f = {"ir50": IR50_FILE, "resnet50": RESNET50_FILE, "vggish": VGGISH_FILE}[name]
         return {"name": name, "weights": _stat(Path(wd) / f)}
-    return {"name": name, "init": cfg.preprocess.encoder_init, "seed": cfg.preprocess.encoder_seed}
+    from rjcma.models.backbones import STAND_IN_VERSION
+
+    return {"name": name, "init": cfg.preprocess.encoder_init, "seed": cfg.preprocess.encoder_seed,
+            "recipe": STAND_IN_VERSION}
 
 
 # ---- per-video shared work (audio, words) ----------------------------------------------------------------------
@@ -415,9 +418,10 @@ def preprocess_trial(trial, store, cfg, stages: Iterable[str] | None = None, for
     # features -------------------------------------------------------------------------------------------------
     vkey, akey = feature_key(cfg, "visual"), feature_key(cfg, "audio")
     prec = _precision(cfg)
+    fstride = max(1, int(getattr(p, "feature_stride", 1)))  # encode every fstride-th frame (1 = every frame)
     feat_sig = _sig({"faces": recorded.get("faces", {}).get("signature"), "audio": recorded.get("audio", {}).get("signature"),
                      "visual": _encoder_identity("visual", cfg), "audio_enc": _encoder_identity("audio", cfg),
-                     "precision": prec, **base, "v": STAGE_VERSION["features"]})
+                     "precision": prec, "stride": fstride, **base, "v": STAGE_VERSION["features"]})
 
     def do_features():
         import torch
@@ -429,12 +433,21 @@ def preprocess_trial(trial, store, cfg, stages: Iterable[str] | None = None, for
         for kind, key, src, fn in (("visual", vkey, "faces", encode_faces), ("audio", akey, "logmel", encode_logmel)):
             model, info = _encoder(kind, cfg)
             arr = store.load(name, src)  # memory-mapped
+            rows = np.arange(N) if fstride == 1 else np.unique(np.r_[np.arange(0, N, fstride), N - 1])
             with _open_memmap_atomic(store.path(name, key), np.float16, (N, info.dim)) as mm:
-                for s in range(0, N, 512):
+                for s in range(0, len(rows), 512):
+                    r = rows[s:s + 512]
                     with ctx:
-                        mm[s:s + 512] = fn(model, arr[s:s + 512]).astype(np.float16)
+                        mm[r] = fn(model, arr[r[0]:r[-1] + 1][r - r[0]]).astype(np.float16)
+                if fstride > 1:  # frames between encoded ones: linear interpolation of the features
+                    for s in range(0, N, 4096):
+                        k = np.arange(s, min(N, s + 4096))
+                        j = np.clip(np.searchsorted(rows, k, side="right") - 1, 0, len(rows) - 2)
+                        a, b = rows[j], rows[j + 1]
+                        w = ((k - a) / np.maximum(b - a, 1))[:, None].astype(np.float32)
+                        mm[k] = ((1 - w) * mm[a].astype(np.float32) + w * mm[b].astype(np.float32)).astype(np.float16)
             encs[kind] = {"key": key, "name": info.name, "source": info.source, "path": info.path,
-                          "sha256": info.sha256, "dim": info.dim, "precision": prec}
+                          "sha256": info.sha256, "dim": info.dim, "precision": prec, "frame_stride": fstride}
         meta["encoders"] = encs
         return {"encoders": encs}
 

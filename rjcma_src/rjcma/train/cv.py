@@ -67,7 +67,7 @@ def _find_done(cfg: Any) -> Path | None:
     from rjcma.train.loop import is_complete
 
     root = Path(cfg.train.results_dir) / cfg.profile
-    for f in sorted(root.glob(f"*/{run_id(cfg)}/metrics.json")):
+    for f in sorted(root.glob(f"*/{run_id(cfg)}*/metrics.json")):
         if is_complete(f.parent, cfg) is not None:
             return f.parent
     return None
@@ -80,7 +80,11 @@ def train_or_reuse(cfg: Any, kind: str, progress: bool = True, log: Callable = p
     done = _find_done(cfg)
     if done is not None:
         return json.loads((done / "metrics.json").read_text()), done
+    from rjcma.train.loop import config_hash
+
     run_dir = Path(cfg.train.results_dir) / cfg.profile / kind / run_id(cfg)
+    if (run_dir / "metrics.json").exists():  # a finished run of another config (e.g. other epochs): keep it
+        run_dir = run_dir.with_name(f"{run_dir.name}_{config_hash(cfg)}")
     return train_one(cfg, run_dir=run_dir, progress=progress, log=log), run_dir
 
 

@@ -128,9 +128,20 @@ def release_group(model: nn.Module, index: int) -> int:
 
 
 def make_optimizer(model: nn.Module, cfg: Any, lr: float) -> torch.optim.Optimizer:
-    """Adam over the trainable parameters only (paper §4.2.2)."""
-    params = [p for p in model.parameters() if p.requires_grad]
-    return torch.optim.Adam(params, lr=lr, weight_decay=float(cfg.train.weight_decay))
+    """Adam over the trainable parameters only (paper §4.2.2).
+
+    With ``train.kk_lr_scale`` != 1 the K×K matrices W_c / W_h of the attention (eqs 5-13) get their own group at
+    ``lr · scale`` (0 means 1/K): each of their entries enters sums of up to K² terms, so at the demo's larger lr
+    plain Adam diverges at K=300. Every group keeps its ``lr_scale`` so the recipe's lr applies to all of them.
+    """
+    scale = float(getattr(cfg.train, "kk_lr_scale", 1.0))
+    if scale != 1.0 and hasattr(model, "param_groups"):
+        groups = model.param_groups(lr, None if scale == 0 else scale)
+        for g in groups:
+            g["lr_scale"] = g["lr"] / lr
+    else:
+        groups = [{"params": [p for p in model.parameters() if p.requires_grad], "lr": lr, "lr_scale": 1.0}]
+    return torch.optim.Adam(groups, lr=lr, weight_decay=float(cfg.train.weight_decay))
 
 
 # ---- checkpoints ---------------------------------------------------------------------------------------------------
@@ -520,7 +531,7 @@ def train_one(cfg: Any, run_dir: str | Path | None = None, progress: bool = True
         for step, batch in enumerate(loader):
             lr = recipe.lr_for_step(step, n_steps)
             for g in optimizer.param_groups:
-                g["lr"] = lr
+                g["lr"] = lr * g.get("lr_scale", 1.0)
             batch = {k: (v.to(device) if isinstance(v, torch.Tensor) else v) for k, v in batch.items()}
             out = model(batch)
             pred = out["pred"]  # (B, K, T)
