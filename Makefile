@@ -86,7 +86,7 @@ test-fast: setup
 
 ## ---- other -------------------------------------------------------------------------------------
 lab: setup
-	$(VENV)/bin/jupyter lab --notebook-dir=. notebooks/
+	$(PY) -m rjcma.book --lab $(LAB_ARGS)
 
 bench: setup
 	for b in benchmarks/*.py; do echo "== $$b"; $(PY) $$b; done
