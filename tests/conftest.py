@@ -23,6 +23,17 @@ TINY_K = 32
 TINY_STRIDE = 16
 
 
+@pytest.fixture(scope="module")
+def one_thread():
+    """Tiny tensors: one intra-op thread avoids oversubscribing a 2-core machine (use via ``usefixtures``)."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 @pytest.fixture(scope="session")
 def tiny_corpus(tmp_path_factory) -> Path:
     from rjcma.data.synth import synthesize

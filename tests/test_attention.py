@@ -10,13 +10,7 @@ from rjcma import reference as ref
 from rjcma.models.attention import JointCrossModalAttention, RecursiveJointCrossModalAttention
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: one intra-op thread avoids oversubscription on a shared 2-core machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _inputs(B, K, dims, seed=0, dtype=torch.float64):

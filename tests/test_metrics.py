@@ -14,13 +14,7 @@ from rjcma.train.losses import ccc_loss, ccc_per_sequence
 from rjcma.train.metrics import all_metrics, ccc, ccc_per_trial, pcc, rmse
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One intra-op thread: these tensors are tiny, and on a shared 2-core machine thread contention costs ~20x."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _pair(n, seed=0, offset=0.3, scale=0.7):

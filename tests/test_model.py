@@ -16,13 +16,7 @@ K = 12
 WIDTHS = {"audio": 5, "visual": 6, "text": 7}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One intra-op thread: these tensors are tiny, and on a shared 2-core machine thread contention costs ~20x."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def small_cfg(fusion="rjcma", target="both", **over):

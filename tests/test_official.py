@@ -12,12 +12,7 @@ from rjcma.errors import MissingAssetError, RjcmaError
 from rjcma.models.official import DEPARTURES, ReleasedFusion, departures_markdown, load_released_state_dict
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _inputs(B, K, dims, seed=0, dtype=torch.float64):

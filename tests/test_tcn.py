@@ -9,13 +9,7 @@ from torch.nn.utils import parametrize
 from rjcma.models.tcn import RELEASED_TCN_CHANNELS, TemporalConvNet, receptive_field
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One intra-op thread: these tensors are tiny, and on a shared 2-core machine thread contention costs ~20x."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.mark.parametrize("B,K", [(1, 7), (3, 32)])
