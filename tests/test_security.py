@@ -50,8 +50,9 @@ def test_resume_state_loads_weights_only(trained):
     import torch
 
     st = trained / "train_state.pt"
-    if st.exists():
-        torch.load(st, map_location="cpu", weights_only=True)  # would raise on anything but tensors and plain data
+    assert st.is_file(), "train_one writes its resume state every epoch"
+    state = torch.load(st, map_location="cpu", weights_only=True)  # raises on anything but tensors and plain data
+    assert state, "the resume state is empty"
 
 
 def _torch_load_calls() -> list[tuple[str, int, ast.Call]]:

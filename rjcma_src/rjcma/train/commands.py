@@ -71,14 +71,19 @@ def add_cv_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--folds", default=None, help="comma list of folds (default: the profile's book.folds)")
 
 
+def _run_table(args: argparse.Namespace, kind: str, first_column: str, run, **kwargs) -> int:
+    """Run one experiment (cv / ablate / compare), print its table and where its summary went."""
+    cfg = _config(args)
+    rows = run(cfg, progress=not args.quiet, **kwargs)
+    print(_fmt(rows, first_column))
+    print(f"results: {Path(cfg.train.results_dir) / cfg.profile / kind} (summary.json, summary.csv)")
+    return 0
+
+
 def run_cv(args: argparse.Namespace) -> int:
     from rjcma.train.cv import run_cv as cv
 
-    cfg = _config(args)
-    rows = cv(cfg, folds=args.folds, progress=not args.quiet)
-    print(_fmt(rows, "fold"))
-    print(f"results: {Path(cfg.train.results_dir) / cfg.profile / 'cv'} (summary.json, summary.csv)")
-    return 0
+    return _run_table(args, "cv", "fold", cv, folds=args.folds)
 
 
 # ---- ablate --------------------------------------------------------------------------------------------------------
@@ -91,11 +96,7 @@ def add_ablate_arguments(p: argparse.ArgumentParser) -> None:
 def run_ablate(args: argparse.Namespace) -> int:
     from rjcma.train.cv import run_ablation
 
-    cfg = _config(args)
-    rows = run_ablation(cfg, iterations=args.iterations, fold=args.fold, progress=not args.quiet)
-    print(_fmt(rows, "l"))
-    print(f"results: {Path(cfg.train.results_dir) / cfg.profile / 'ablate'} (summary.json, summary.csv)")
-    return 0
+    return _run_table(args, "ablate", "l", run_ablation, iterations=args.iterations, fold=args.fold)
 
 
 # ---- compare -------------------------------------------------------------------------------------------------------
@@ -107,11 +108,7 @@ def add_compare_arguments(p: argparse.ArgumentParser) -> None:
 def run_compare(args: argparse.Namespace) -> int:
     from rjcma.train.cv import run_compare as compare
 
-    cfg = _config(args)
-    rows = compare(cfg, fold=args.fold, progress=not args.quiet)
-    print(_fmt(rows, "model"))
-    print(f"results: {Path(cfg.train.results_dir) / cfg.profile / 'compare'} (summary.json, summary.csv)")
-    return 0
+    return _run_table(args, "compare", "model", compare, fold=args.fold)
 
 
 # ---- export-test ---------------------------------------------------------------------------------------------------
