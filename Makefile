@@ -11,6 +11,8 @@ PY     := $(VENV)/bin/python
 RJCMA  := $(VENV)/bin/rjcma
 STAMP  := $(VENV)/.rjcma-setup
 PROFILE ?= demo
+# folds of the six-fold fusion check in make train
+FOLDS ?= 0,1,2,3,4,5
 TORCH_PINS := torch==2.11.0 torchvision==0.26.0 torchaudio==2.11.0
 APT_PACKAGES := ffmpeg espeak-ng
 # time of each step of the main job
@@ -70,12 +72,13 @@ book: setup
 	echo "make book: done in $$(( $$(date +%s) - start )) s — open _build/html/index.html"
 
 demo-corpus: setup
-	@test -f data/demo_corpus/SYNTH_TRUTH.json || $(RJCMA) synth --out data/demo_corpus
+	$(RJCMA) synth --out data/demo_corpus  # returns at once when the corpus is complete and of this generator version
 
 train: setup
 	$(RJCMA) cv --profile $(PROFILE)
 	$(RJCMA) ablate --profile $(PROFILE)
 	$(RJCMA) compare --profile $(PROFILE)
+	$(RJCMA) compare --profile $(PROFILE) --folds $(FOLDS) --models unimodal:audio,unimodal:visual,unimodal:text,rjcma
 
 ## ---- tests -------------------------------------------------------------------------------------
 test: setup browser-deps

@@ -57,6 +57,22 @@ def test_cv_ablate_compare_summaries(sets, capsys):
     assert all(-1 <= r["valence"] <= 1 and -1 <= r["arousal"] <= 1 for r in cmp_["rows"])
     out = capsys.readouterr().out
     assert "compare (summary.json, summary.csv)" in out
+    # the six-fold check (here two folds): rows are means over the folds, the RJCMA runs are the cv's
+    assert main(["compare", "--folds", "0,1", "--models", "unimodal:visual,rjcma"] + _args(s)) == 0
+    cf = json.loads((results / "demo" / "compare-folds" / "summary.json").read_text())
+    assert cf["folds"] == [0, 1] and [r["fusion"] for r in cf["rows"]] == ["unimodal:visual", "rjcma"]
+    for r in cf["rows"]:
+        per = [float(x) for x in r["per_fold_valence"].split(";")]
+        assert len(per) == 2 and abs(sum(per) / 2 - r["valence"]) < 1e-3
+    assert "/cv/" in cf["rows"][1]["runs"] and "/compare/" in cf["rows"][0]["runs"]
+    assert "compare-folds (summary.json, summary.csv)" in capsys.readouterr().out
+
+
+def test_compare_unknown_model_is_one_line_error(sets, capsys):
+    s, _ = sets
+    assert main(["compare", "--models", "unimodal:smell"] + _args(s)) == 2
+    err = capsys.readouterr().err
+    assert "unimodal:smell" in err and "unimodal:audio" in err
 
 
 def test_export_test_format(sets, tiny_store, capsys):
@@ -87,3 +103,21 @@ def test_missing_checkpoint_is_one_line_error(sets, tmp_path, capsys):
     s, _ = sets
     assert main(["export-test", "--checkpoint", str(tmp_path / "nope")] + _args(s)) == 2
     assert "no trained model here" in capsys.readouterr().err
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_parallel_runs_match_serial_runs(sets, tmp_path):
+    """cv with two worker processes writes the same table as one process: each run is trained alone, from its own
+    seed, whichever worker takes it (one thread everywhere, so even the float sums run in the same order)."""
+    s, _ = sets
+    tables = {}
+    for jobs in (1, 2):
+        res = tmp_path / f"jobs{jobs}"
+        sj = [x for x in s if not x.startswith("results_dir=")] + [f"results_dir={res}"]
+        assert main(["cv", "--folds", "0,1", "--jobs", str(jobs)] + _args(sj)) == 0
+        rows = json.loads((res / "demo" / "cv" / "summary.json").read_text())["rows"]
+        tables[jobs] = [(r["fold"], r["valence"], r["arousal"]) for r in rows]
+        assert all(f"jobs{jobs}" in r["runs"] for r in rows)
+    assert [r[0] for r in tables[1]] == [0, 1]
+    for a, b in zip(tables[1], tables[2]):
+        assert a[0] == b[0] and abs(a[1] - b[1]) < 1e-3 and abs(a[2] - b[2]) < 1e-3

@@ -203,11 +203,11 @@ def test_labels_follow_the_latent_with_lag(tiny_corpus: Path):
     assert err_delayed < 0.06 and err_delayed < err_now
 
 
-def test_valence_words_follow_the_word_part(tiny_corpus: Path):
-    """Spoken adjectives are picked by the level of the word part W at the time they are said; the truth file
-    keeps the reference transcript with (estimated) word times."""
+def test_lexicon_words_follow_the_word_parts(tiny_corpus: Path):
+    """Spoken adjectives are picked from the valence x arousal lexicon by the levels of the word parts W and W_A at
+    the time they are said; the truth file keeps the reference transcript with (estimated) word times."""
     truth = _truth(tiny_corpus)
-    lex = {w: float(level) for level, ws in truth["design"]["lexicon"].items() for w in ws}
+    lex = {w: tuple(float(x) for x in cell.split(",")) for cell, ws in truth["design"]["lexicon"].items() for w in ws}
     levels, w_at = [], []
     for v in truth["videos"]:
         spoken = " ".join(u["text"] for u in v["utterances"]).replace(",", "").replace(".", "").split()
@@ -215,18 +215,22 @@ def test_valence_words_follow_the_word_part(tiny_corpus: Path):
         cache: dict[str, dict] = {}
         for w in v["words"]:
             if w["valence_level"] is None:
-                assert w["word"] not in lex
+                assert w["word"] not in lex and w["arousal_level"] is None
                 continue
-            assert lex[w["word"]] == w["valence_level"]
+            assert lex[w["word"]] == (w["valence_level"], w["arousal_level"])
             if w["speaker"] not in cache:
                 with (tiny_corpus / synth.TRUTH_DIR / f"{w['speaker']}.csv").open() as f:
                     rows = list(csv.DictReader(f))
-                cache[w["speaker"]] = {k: np.array([float(r[k]) for r in rows]) for k in ("time", "words")}
+                cache[w["speaker"]] = {k: np.array([float(r[k]) for r in rows]) for k in ("time", "words", "words_a")}
             c = cache[w["speaker"]]
-            levels.append(w["valence_level"])
-            w_at.append(np.interp(0.5 * (w["start"] + w["end"]), c["time"], c["words"]))
+            t_mid = 0.5 * (w["start"] + w["end"])
+            levels.append((w["valence_level"], w["arousal_level"]))
+            w_at.append((np.interp(t_mid, c["time"], c["words"]), np.interp(t_mid, c["time"], c["words_a"])))
     assert len(levels) >= 10
-    assert np.corrcoef(levels, w_at)[0, 1] > 0.7  # quantisation + estimated word times keep it below 1
+    levels, w_at = np.array(levels), np.array(w_at)
+    # quantisation (5 and 3 levels) and estimated word times keep these below 1
+    assert np.corrcoef(levels[:, 0], w_at[:, 0])[0, 1] > 0.7
+    assert np.corrcoef(levels[:, 1], w_at[:, 1])[0, 1] > 0.6
 
 
 # ---- determinism, arguments, CLI --------------------------------------------------------------------------------

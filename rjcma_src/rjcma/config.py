@@ -155,6 +155,7 @@ class TrainConfig:
     results_dir: str = "results"  # result folders are written below this
     run_name: str = ""  # "" = derived from fusion/target/fold
     repeats: int = 1  # seeds per configuration in cv/ablate/compare
+    jobs: int = 1  # training runs at once in cv/ablate/compare (0 = one per CPU core, at most 8; 1 on a GPU)
 
     def __post_init__(self) -> None:
         if self.mode not in ("cached", "end2end"):
@@ -339,7 +340,9 @@ def iter_leaves(cfg: Config) -> Iterator[tuple[str, Any]]:
 # A profile is only a set of config values; there is one code path.
 PROFILES: dict[str, dict[str, dict[str, Any]]] = {
     "demo": {
-        "data": {"corpus": "data/demo_corpus", "store": "data/demo_store"},
+        # stride 100 (paper: 200): twice the (overlapping) training windows from the demo's 24 s trials; with the
+        # paper's stride a demo fold has ~30 windows, too few for the K x K fusion matrices (benchmarks/RESULTS.md, "demo fusion")
+        "data": {"corpus": "data/demo_corpus", "store": "data/demo_store", "stride": 100},
         "preprocess": {"asr_backend": "whisper", "encoder_init": "synthetic-pretrain", "feature_stride": 3},
         "model": {
             "tcn_audio": [64, 64],
@@ -359,6 +362,7 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
             "early_stop": 6,
             "max_epochs": 20,
             "batch_size": 12,
+            "jobs": 0,  # one training run per CPU core in cv/ablate/compare
         },
         "book": {"folds": "0,1,2,3,4,5"},
     },

@@ -435,7 +435,9 @@ def synth_signal_design(cols: dict, design: dict, title: str = "", dpi: int = 11
                      ("heard_word_level", "words", "level of the last adjective heard", "tab:olive")]),
         ("arousal", [("prosody", "prosody", "prosody part (rate, pitch, loudness)", "tab:purple"),
                      ("heard_prosody", "prosody", "prosody of the current utterance", "tab:pink"),
-                     ("motion", "motion", "motion part (eyes, blinks, head)", "tab:brown")]),
+                     ("motion", "motion", "motion part (eyes, blinks, head)", "tab:brown"),
+                     ("words_a", "words", "arousal word part", "tab:green"),
+                     ("heard_word_arousal", "words", "arousal level of the last adjective heard", "tab:olive")]),
     ]
     for ax, (target, parts) in zip(axes, rows):
         mean, std = design["latent_mean"][target], design["latent_std"][target]
@@ -742,6 +744,35 @@ def prediction_vs_labels(pred, labels, targets=("valence", "arousal"), fps: floa
     axes[-1, 0].set_xlabel("time (s)")
     if title:
         axes[0, 0].set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+def per_fold_comparison(rows, dpi: int = 110):
+    """Per-fold validation CCC of each model of a ``compare --folds`` summary (rows with ``per_fold_<target>``):
+    one panel per target, folds on x, RJCMA drawn thick, each model's mean over the folds as a dashed line."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    targets = [t for t in ("valence", "arousal") if rows and f"per_fold_{t}" in rows[0]]
+    fig, axes = plt.subplots(1, len(targets), figsize=(5.2 * len(targets), 3.4), dpi=dpi, sharey=True, squeeze=False)
+    folds = str(rows[0]["fold"]).split(",") if rows else []
+    for ax, t in zip(axes[0], targets):
+        for i, r in enumerate(rows):
+            vals = [float(x) for x in r[f"per_fold_{t}"].split(";")]
+            ours = r["fusion"] == "rjcma"
+            color = "k" if ours else f"C{i}"
+            ax.plot(range(len(vals)), vals, "o-", color=color, lw=2.2 if ours else 1.0, ms=4,
+                    label=f"{r['model']} (mean {r[t]:.2f})")
+            ax.axhline(r[t], color=color, ls="--", lw=0.8, alpha=0.7)
+        ax.set_xticks(range(len(folds)), folds)
+        ax.set_xlabel("fold")
+        ax.set_title(f"{t}: validation CCC per fold", fontsize=9)
+        ax.axhline(0, color="0.5", lw=0.5)
+        ax.legend(fontsize=7)
+        for side in ("top", "right"):
+            ax.spines[side].set_visible(False)
+    axes[0][0].set_ylabel("CCC")
     fig.tight_layout()
     return fig
 

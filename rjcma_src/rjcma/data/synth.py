@@ -24,19 +24,20 @@ the test set: video and faces, no annotations. Video names follow Aff-Wild2's ``
 
 Signal design (paper §1: valence and arousal are expressed across modalities)
 -----------------------------------------------------------------------------
-Every trial (subject) has six latent parts on the video's frame grid, each a smooth Gaussian process (an
+Every trial (subject) has seven latent parts on the video's frame grid, each a smooth Gaussian process (an
 Ornstein–Uhlenbeck process low-pass filtered once more; time constants 2.5–5 s) plus a per-trial offset (20 % of
 its variance). The parts are made exactly orthogonal inside every trial and scaled to unit variance over the
 corpus (:func:`normalise_parts`), so the shares below hold on the generated corpus itself, in every fold. The two
 targets are sums of parts, each part visible in one channel only::
 
-    valence latent V(t) = m_V + s_V * ( sqrt(0.45) F(t)  +  sqrt(0.35) W(t)  +  sqrt(0.20) R_V(t) )
-    arousal latent A(t) = m_A + s_A * ( sqrt(0.45) P(t)  +  sqrt(0.35) M(t)  +  sqrt(0.20) R_A(t) )
+    valence latent V(t) = m_V + s_V * ( sqrt(0.45) F(t) + sqrt(0.35) W(t)                     + sqrt(0.20) R_V(t) )
+    arousal latent A(t) = m_A + s_A * ( sqrt(0.40) P(t) + sqrt(0.25) M(t) + sqrt(0.15) W_A(t) + sqrt(0.20) R_A(t) )
 
 - ``F`` face part of valence: mouth curvature (smile / frown) and brow angle of the rendered face (visual).
-- ``W`` word part of valence: the speaker picks English adjectives of known valence (``LEXICON``, five levels
-  from "terrible" to "wonderful") whose level is the nearest to ``W`` at the time of the word (text). What the
-  words carry is therefore a quantised, sample-and-hold copy of ``W``.
+- ``W``, ``W_A`` word parts: the speaker picks English adjectives from a 5 x 3 valence-arousal lexicon
+  (``LEXICON``, "furious" … "blissful", like the valence/arousal norms of real words) whose cell is the nearest to
+  (``W``, ``W_A``) at the time of the word (text). What the words carry is therefore a quantised, sample-and-hold
+  copy of both parts.
 - ``P`` prosody part of arousal: espeak-ng speaking rate and pitch per utterance, loudness continuously
   (about ±5 dB per standard deviation), and shorter pauses when ``P`` is high (audio). The mouth opening follows
   the loudness envelope of the speech, so the video also carries a little of ``P``.
@@ -44,23 +45,27 @@ targets are sums of parts, each part visible in one channel only::
   (visual).
 - ``R_V``, ``R_A`` residuals: not shown anywhere, so no model can predict them.
 
+Why the words carry arousal too (generator version 5): in version 4 they carried valence only, so for arousal the
+text stream was pure nuisance, and a fused model trained on a dozen subjects learned per-trial offsets from it.
+On the demo folds audio + visual fusion then beat the visual model on arousal while the three-modality RJCMA fell
+below it. Real words have both valence and arousal, and the shares now make audio the main arousal channel and
+the face the main valence channel, as on Aff-Wild2.
+
 Annotation: the label of frame k is the latent at time ``t_k - lag`` (an annotator's reaction lag, 0.5–1.0 s
 per trial) plus smooth annotation noise (std 0.04), clipped to [-1, 1] and written with three decimals. Runs of
 ``-5`` rows (unannotated) appear at the start of one trial and inside some others; frames with the face turned
 away or occluded have no jpg (but keep their annotation, as in Aff-Wild2).
 
 Designed ceilings (variance shares; CCC of the best predictor that sees the parts, 2 s / (1 + s + n) with the
-noise share n): valence face 0.45 → 0.62, words 0.35 → 0.52, all 0.80 → 0.89; arousal prosody 0.45 → 0.62,
-motion 0.35 → 0.52, all 0.80 → 0.89. So each target needs two modalities to approach its ceiling, and each
-modality alone stays well below it. ``SYNTH_TRUTH.json`` also holds *measured* ceilings: the CCC of the best
-linear predictor (least squares, one global delay) from the signals actually rendered (the quantised words held
-until the next adjective, the per-utterance prosody including the partner's turns in the two-subject video, the
-face and motion parts) against the written labels, per modality (visual = face + motion, audio = prosody,
-text = words) and for all three: ``measured_ceiling_ccc`` fitted and scored on train + validation, and
-``measured_ceiling_ccc_validation`` fitted on train and scored on validation. For the default corpus
-(generator version 4, seed 7) the latter was valence visual 0.62 / audio 0.00 / text 0.22 / all 0.76 and arousal
-visual 0.35 / audio 0.49 / text 0.00 / all 0.71; the file holds the figures of each generated corpus. Real models
-see these signals through encoders and ASR and reach less.
+noise share n): valence face 0.45 → 0.62, words 0.35 → 0.51, all 0.80 → 0.88; arousal prosody 0.40 → 0.57,
+motion 0.25 → 0.40, words 0.15 → 0.26, all 0.80 → 0.88. So each target needs two or three modalities to approach
+its ceiling, and each modality alone stays well below it. ``SYNTH_TRUTH.json`` also holds *measured* ceilings: the
+CCC of the best linear predictor (least squares, one global delay) from the signals actually rendered (the
+quantised words held until the next adjective, the per-utterance prosody including the partner's turns in the
+two-subject video, the face and motion parts) against the written labels, per modality (visual = face + motion,
+audio = prosody, text = words) and for all three: ``measured_ceiling_ccc`` fitted and scored on train +
+validation, and ``measured_ceiling_ccc_validation`` fitted on train and scored on validation. The file holds the
+figures of each generated corpus. Real models see these signals through encoders and ASR and reach less.
 
 Completion: ``SYNTH_TRUTH.json`` is written last. A folder without it (an interrupted run) is cleared and
 rewritten by the next ``rjcma synth``; a finished corpus with the same arguments is left as it is.
@@ -108,28 +113,41 @@ FPS_CYCLE = (Fraction(30), Fraction(25), Fraction(30000, 1001))
 AUDIO_RATE = 44100  # AAC sample rate; espeak-ng speaks at 22050 Hz, upsampled x2
 ESPEAK_RATE = 22050
 MIN_VIDEOS = 4
-GENERATOR_VERSION = 4  # bump when the output for a given seed changes
+GENERATOR_VERSION = 5  # bump when the output for a given seed changes
 
 # ---- signal design ---------------------------------------------------------------------------------
 SHARES = {
     "valence": {"face": 0.45, "words": 0.35, "residual": 0.20},
-    "arousal": {"prosody": 0.45, "motion": 0.35, "residual": 0.20},
+    "arousal": {"prosody": 0.40, "motion": 0.25, "words": 0.15, "residual": 0.20},
 }
 LATENT_MEAN = {"valence": 0.10, "arousal": 0.20}
 LATENT_STD = {"valence": 0.38, "arousal": 0.32}
 OFFSET_SHARE = 0.2  # share of each part's variance that is a per-trial constant (between-trial differences)
-TAU = {"face": 2.5, "words": 4.0, "residual_v": 3.0, "prosody": 5.0, "motion": 2.5, "residual_a": 3.0}  # seconds
+TAU = {"face": 2.5, "words": 4.0, "residual_v": 3.0, "prosody": 5.0, "motion": 2.5, "words_a": 4.0,
+       "residual_a": 3.0}  # seconds
 LAG_RANGE = (0.5, 1.0)  # annotator lag, seconds
 NOISE_STD = 0.04  # annotation noise (absolute units)
 NOISE_TAU = 0.3
 
-# five valence levels (in units of the word part's std) and adjectives Whisper tiny.en recognises in espeak-ng
-LEXICON: dict[float, tuple[str, ...]] = {
-    -1.6: ("terrible", "awful", "horrible", "miserable"),
-    -0.7: ("upset", "unhappy", "disappointed", "lonely"),
-    0.0: ("alright", "neutral", "okay", "normal"),
-    0.7: ("happy", "good", "glad", "pleased"),
-    1.6: ("wonderful", "excellent", "fantastic", "amazing"),
+# an affective lexicon on a 5 x 3 grid, like the valence/arousal norms of real words (e.g. Warriner et al. 2013):
+# (valence level, arousal level) in units of the word parts' stds -> adjectives Whisper tiny.en recognises in
+# espeak-ng's voice
+LEXICON: dict[tuple[float, float], tuple[str, ...]] = {
+    (-1.6, 1.2): ("furious", "terrified", "panicked"),
+    (-1.6, 0.0): ("terrible", "awful", "horrible"),
+    (-1.6, -1.2): ("miserable", "depressed", "hopeless"),
+    (-0.7, 1.2): ("angry", "nervous", "stressed"),
+    (-0.7, 0.0): ("upset", "unhappy", "disappointed"),
+    (-0.7, -1.2): ("sad", "lonely", "bored"),
+    (0.0, 1.2): ("surprised", "alert", "restless"),
+    (0.0, 0.0): ("alright", "neutral", "okay", "normal"),
+    (0.0, -1.2): ("sleepy", "quiet", "tired"),
+    (0.7, 1.2): ("excited", "eager", "energetic"),
+    (0.7, 0.0): ("happy", "good", "glad", "pleased"),
+    (0.7, -1.2): ("calm", "relaxed", "comfortable"),
+    (1.6, 1.2): ("thrilled", "ecstatic", "fantastic"),
+    (1.6, 0.0): ("wonderful", "excellent", "amazing"),
+    (1.6, -1.2): ("peaceful", "serene", "blissful"),
 }
 CLAUSES = ("I feel {}", "so {}", "really {}", "feeling {}", "very {}", "so {}", "{}")
 VOICES_M = ("en-us+m3", "en-us+m1", "en-us+m7", "en-us")
@@ -211,9 +229,11 @@ def ccc(x: np.ndarray, y: np.ndarray) -> float:
     return float(2 * cov / (vx + vy + (mx - my) ** 2))
 
 
-def _level_of(w: float) -> float:
-    levels = np.array(sorted(LEXICON))
-    return float(levels[np.argmin(np.abs(levels - w))])
+def _level_of(w_v: float, w_a: float) -> tuple[float, float]:
+    """The lexicon cell nearest to the word parts (valence W, arousal W_A): nearest level on each axis."""
+    v_levels = np.array(sorted({v for v, _ in LEXICON}))
+    a_levels = np.array(sorted({a for _, a in LEXICON}))
+    return float(v_levels[np.argmin(np.abs(v_levels - w_v))]), float(a_levels[np.argmin(np.abs(a_levels - w_a))])
 
 
 # ---- planning --------------------------------------------------------------------------------------
@@ -284,7 +304,7 @@ def plan_corpus(videos: int, seconds: float, seed: int) -> list[VideoPlan]:
     return plans
 
 
-PARTS = ("face", "words", "residual_v", "prosody", "motion", "residual_a")
+PARTS = ("face", "words", "residual_v", "prosody", "motion", "words_a", "residual_a")
 
 
 def make_latents(tp: TrialPlan, rng: np.random.Generator, n: int, fps: float) -> None:
@@ -320,7 +340,7 @@ def normalise_parts(trials: list[TrialPlan]) -> None:
 
 
 def combine_targets(tp: TrialPlan) -> None:
-    """valence = face + words + residual, arousal = prosody + motion + residual (module docstring)."""
+    """valence = face + words + residual, arousal = prosody + motion + words_a + residual (module docstring)."""
     lat, sv, sa = tp.latents, SHARES["valence"], SHARES["arousal"]
     lat["valence"] = LATENT_MEAN["valence"] + LATENT_STD["valence"] * (
         math.sqrt(sv["face"]) * lat["face"] + math.sqrt(sv["words"]) * lat["words"]
@@ -328,7 +348,7 @@ def combine_targets(tp: TrialPlan) -> None:
     )
     lat["arousal"] = LATENT_MEAN["arousal"] + LATENT_STD["arousal"] * (
         math.sqrt(sa["prosody"]) * lat["prosody"] + math.sqrt(sa["motion"]) * lat["motion"]
-        + math.sqrt(sa["residual"]) * lat["residual_a"]
+        + math.sqrt(sa["words"]) * lat["words_a"] + math.sqrt(sa["residual"]) * lat["residual_a"]
     )
 
 
@@ -383,7 +403,7 @@ def _syllables(word: str) -> int:
 
 
 def plan_speech(vp: VideoPlan, rng: np.random.Generator, exe: str) -> dict[str, Any]:
-    """Utterances placed on the timeline: words follow W (valence), rate/pitch/loudness follow P (arousal)."""
+    """Utterances placed on the timeline: words follow W and W_A, rate/pitch/loudness follow P (arousal)."""
     T = vp.n_frames / float(vp.fps)
     track = np.zeros(int(round(T * ESPEAK_RATE)) + 1, np.float32)
     owner = np.full(track.size, -1, np.int8)  # which trial (index in vp.trials) speaks at each sample
@@ -405,7 +425,7 @@ def plan_speech(vp: VideoPlan, rng: np.random.Generator, exe: str) -> dict[str, 
                 tmpl = CLAUSES[rng.integers(len(CLAUSES))]
                 n_fill = len(tmpl.split()) - 1
                 tw += n_fill * sec_per_word
-                level = _level_of(float(at_time(tp, "words", tw)))
+                level = _level_of(float(at_time(tp, "words", tw)), float(at_time(tp, "words_a", tw)))
                 word = LEXICON[level][rng.integers(len(LEXICON[level]))]
                 texts.append(tmpl.format(word))
                 picked.append((word, level))
@@ -431,12 +451,13 @@ def plan_speech(vp: VideoPlan, rng: np.random.Generator, exe: str) -> dict[str, 
         all_words = text.replace(",", "").replace(".", "").split()
         syl = np.array([_syllables(w) + 0.6 for w in all_words], float)
         edges = t + d * np.concatenate([[0], np.cumsum(syl) / syl.sum()])
-        valence_words = {w for w, _ in picked}
         levels = dict(picked)
         for k, w in enumerate(all_words):
+            lv = levels.get(w)
             words.append(
                 {"start": round(float(edges[k]), 3), "end": round(float(edges[k + 1]), 3), "word": w,
-                 "speaker": tp.name, "valence_level": levels.get(w) if w in valence_words else None}
+                 "speaker": tp.name, "valence_level": None if lv is None else lv[0],
+                 "arousal_level": None if lv is None else lv[1]}
             )
         utterances.append(
             {"start": round(t, 3), "end": round(t + d, 3), "speaker": tp.name, "text": text, "voice": tp.identity.voice,
@@ -546,6 +567,54 @@ def _crop_affine(cx: float, cy: float, r: float, roll: float) -> np.ndarray:
     A = np.array([[s * c, s * si, 0.0], [-s * si, s * c, 0.0]])
     A[:, 2] = np.array([CROP / 2, CROP / 2]) - A[:, :2] @ np.array([ox, oy])
     return A
+
+
+PRETRAIN_PARAMS = ("smile", "brow", "eye", "mouth", "raise", "roll_residual", "shift_x", "shift_y")
+
+
+def pretrain_faces(n: int, seed: int, size: int = 48) -> tuple[np.ndarray, np.ndarray]:
+    """A face-expression data set for the visual stand-in's pretraining: (uint8 (n, size, size, 3), float32 (n, 8)).
+
+    Each face is drawn by :func:`draw_face`, the demo corpus's renderer, with a new random identity
+    (:func:`_identity`), background, size and pose, and with every expression parameter drawn independently and
+    uniformly, so none of the corpus's latent processes, labels or identities enters it. It then goes the way of a
+    corpus face: aligned 112 x 112 crop with a small random misalignment, JPEG (quality 92), PIL resize to
+    ``size``. The targets (columns in :data:`PRETRAIN_PARAMS`) are the expression (smile, brow tilt, eye
+    opening, mouth opening, brow raise) and the alignment residue (roll, shift) that a real face encoder also
+    reports. This is the demo's analogue of pretraining IR-50 on a facial-expression corpus.
+    """
+    import cv2
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    S = 176
+    imgs = np.zeros((n, size, size, 3), dtype=np.uint8)
+    P = np.zeros((n, len(PRETRAIN_PARAMS)), dtype=np.float32)
+    for i in range(n):
+        ident = _identity(rng, bool(rng.integers(2)))
+        img = np.empty((S, S, 3), np.uint8)
+        img[:] = rng.integers(40, 220, 3)
+        for _ in range(3):
+            x0, y0 = (int(v) for v in rng.integers(0, S, 2))
+            w, h = (int(v) for v in rng.integers(20, 90, 2))
+            cv2.rectangle(img, (x0, y0), (x0 + w, y0 + h), tuple(int(c) for c in rng.integers(40, 220, 3)), -1)
+        r = float(rng.uniform(30, 50))
+        st = {"cx": S / 2 + rng.normal(0, 3), "cy": S / 2 + rng.normal(0, 3), "r": r, "roll": rng.uniform(-10, 10),
+              "smile": rng.uniform(-1.2, 1.2), "brow": rng.uniform(-1.2, 1.2), "eye": rng.uniform(0, 1) ** 0.7,
+              "mouth": rng.uniform(0, 1) * float(rng.random() < 0.7), "raise": rng.uniform(0, 1),
+              "gaze": rng.normal()}
+        draw_face(img, st, ident, "face")
+        dx, dy = rng.normal(0, 0.06 * r, 2)
+        crop_roll = st["roll"] * rng.uniform(0.5, 1.0)
+        A = _crop_affine(st["cx"] + dx, st["cy"] + dy, r, crop_roll)
+        crop = cv2.warpAffine(img, A, (CROP, CROP), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        ok, buf = cv2.imencode(".jpg", crop, [cv2.IMWRITE_JPEG_QUALITY, 92])
+        if not ok:  # pragma: no cover - OpenCV without JPEG support
+            raise RjcmaError("OpenCV could not encode a JPEG; reinstall opencv-python-headless")
+        imgs[i] = np.asarray(Image.open(io.BytesIO(buf.tobytes())).convert("RGB").resize((size, size)))
+        P[i] = (st["smile"], st["brow"], st["eye"], st["mouth"], st["raise"], (st["roll"] - crop_roll) / 5,
+                dx / r * 10, dy / r * 10)
+    return imgs, P
 
 
 def face_events(rng: np.random.Generator, n: int, fps: float) -> np.ndarray:
@@ -699,6 +768,7 @@ def synth_video(vp: VideoPlan, out: Path, exe: str) -> dict[str, Any]:
               "audio_rate": AUDIO_RATE, "utterances": speech["utterances"], "words": speech["words"],
               "trials": []}
     text_obs = _held_word_level(speech["words"], frame_t)
+    text_obs_a = _held_word_level(speech["words"], frame_t, "arousal_level")
     pros_obs = _heard_prosody(speech["utterances"], vp, frame_t)
     for j, tp in enumerate(vp.trials):
         lab_rng = rngs[7 + j]
@@ -723,8 +793,8 @@ def synth_video(vp: VideoPlan, out: Path, exe: str) -> dict[str, Any]:
             "valence_latent": at_time(tp, "valence", frame_t), "arousal_latent": at_time(tp, "arousal", frame_t),
             "face": face_v, "words": at_time(tp, "words", frame_t), "residual_v": at_time(tp, "residual_v", frame_t),
             "prosody": at_time(tp, "prosody", frame_t), "motion": motion,
-            "residual_a": at_time(tp, "residual_a", frame_t),
-            "heard_word_level": text_obs, "heard_prosody": pros_obs,
+            "words_a": at_time(tp, "words_a", frame_t), "residual_a": at_time(tp, "residual_a", frame_t),
+            "heard_word_level": text_obs, "heard_word_arousal": text_obs_a, "heard_prosody": pros_obs,
             "speaking": (speech["owner"][idx] == j).astype(int), "mouth": mouths[j],
             "face_event": events[j],
         }
@@ -751,12 +821,12 @@ def rng_int(rng: np.random.Generator, a: float, b: float) -> float:
     return float(rng.uniform(a, b))
 
 
-def _held_word_level(words: list[dict], t: np.ndarray) -> np.ndarray:
-    """The valence level of the latest valence word heard at each time (0 before the first)."""
+def _held_word_level(words: list[dict], t: np.ndarray, key: str = "valence_level") -> np.ndarray:
+    """The ``key`` level (valence or arousal) of the latest lexicon word heard at each time (0 before the first)."""
     out = np.zeros(len(t))
     for w in words:
-        if w["valence_level"] is not None:
-            out[t >= w["start"]] = w["valence_level"]
+        if w.get(key) is not None:
+            out[t >= w["start"]] = w[key]
     return out
 
 
@@ -843,7 +913,7 @@ def measured_ceilings(root: Path, trials: list[dict], evaluate_on: str = "train+
     score = by_part["validation"] if evaluate_on == "validation" else fit
     sets = {
         "valence": {"visual": ["face", "motion"], "audio": ["heard_prosody"], "text": ["heard_word_level"]},
-        "arousal": {"visual": ["motion", "face"], "audio": ["heard_prosody"], "text": ["heard_word_level"]},
+        "arousal": {"visual": ["motion", "face"], "audio": ["heard_prosody"], "text": ["heard_word_arousal"]},
     }
     out: dict[str, Any] = {}
     for target, mods in sets.items():
@@ -946,10 +1016,11 @@ def synthesize(out: str | Path, videos: int = 12, seconds: float = 24.0, seed: i
         "design": {
             "shares": SHARES, "latent_mean": LATENT_MEAN, "latent_std": LATENT_STD, "offset_share": OFFSET_SHARE,
             "tau_s": TAU, "annotator_lag_s": LAG_RANGE, "annotation_noise_std": NOISE_STD,
-            "lexicon": {str(k): list(v) for k, v in LEXICON.items()},
+            "lexicon": {f"{v},{a}": list(ws) for (v, a), ws in LEXICON.items()},
             "channels": {
                 "face": "valence: mouth curvature and brow angle (visual)",
-                "words": "valence: adjective chosen by level (text; audio carries the same words acoustically)",
+                "words": "valence (W) and arousal (W_A): adjective chosen from a 5 x 3 valence-arousal lexicon by "
+                         "the nearest cell (text; audio carries the same words acoustically)",
                 "prosody": "arousal: espeak-ng rate and pitch per utterance, loudness, pause length (audio)",
                 "motion": "arousal: eye opening, brow height, blink rate, head roll and jitter amplitude (visual)",
                 "residual": "not rendered anywhere",

@@ -120,11 +120,9 @@ def _precision(cfg) -> str:
     p = getattr(cfg.preprocess, "encoder_precision", "auto")
     if p != "auto":
         return p
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-        return "bf16" if ("avx512_bf16" in flags or "amx_bf16" in flags) else "fp32"
-    except OSError:
-        return "fp32"
+    from rjcma.models.backbones import cpu_bf16
+
+    return "bf16" if cpu_bf16() else "fp32"
 
 
 # ---- per-process caches ----------------------------------------------------------------------------------------

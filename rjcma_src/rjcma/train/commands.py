@@ -22,12 +22,20 @@ def _common(p: argparse.ArgumentParser, target: bool = True) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
+def _jobs(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--jobs", type=int, default=None, metavar="N",
+                   help="training runs at once, each in its own process (default: the profile's train.jobs; "
+                        "0 = one per CPU core, at most 8)")
+
+
 def _config(args: argparse.Namespace, **over: Any):
     from rjcma.config import load_config
 
     cfg = load_config(args.profile, args.set)
     if getattr(args, "target", None):
         over["target"] = args.target
+    if getattr(args, "jobs", None) is not None:
+        over["jobs"] = args.jobs
     over = {k: v for k, v in over.items() if v is not None}
     return cfg.replace(**over) if over else cfg
 
@@ -68,6 +76,7 @@ def run_train(args: argparse.Namespace) -> int:
 # ---- cv ------------------------------------------------------------------------------------------------------------
 def add_cv_arguments(p: argparse.ArgumentParser) -> None:
     _common(p)
+    _jobs(p)
     p.add_argument("--folds", default=None, help="comma list of folds (default: the profile's book.folds)")
 
 
@@ -89,6 +98,7 @@ def run_cv(args: argparse.Namespace) -> int:
 # ---- ablate --------------------------------------------------------------------------------------------------------
 def add_ablate_arguments(p: argparse.ArgumentParser) -> None:
     _common(p)
+    _jobs(p)
     p.add_argument("--iterations", default=None, help="comma list of l values (default 1,2,3,4)")
     p.add_argument("--fold", type=int, default=None, help="fold (default: the profile's book.ablate_fold, paper: 1)")
 
@@ -102,13 +112,21 @@ def run_ablate(args: argparse.Namespace) -> int:
 # ---- compare -------------------------------------------------------------------------------------------------------
 def add_compare_arguments(p: argparse.ArgumentParser) -> None:
     _common(p)
+    _jobs(p)
     p.add_argument("--fold", type=int, default=0, help="fold (paper Table 2: 0, the official validation set)")
+    p.add_argument("--folds", default=None,
+                   help="comma list of folds (e.g. 0,1,2,3,4,5): each model on every fold, rows = mean over them, "
+                        "written to compare-folds/ (default: the one --fold)")
+    p.add_argument("--models", default=None,
+                   help="comma list of fusions to compare (e.g. unimodal:audio,unimodal:visual,rjcma; default all)")
 
 
 def run_compare(args: argparse.Namespace) -> int:
-    from rjcma.train.cv import run_compare as compare
+    from rjcma.train.cv import compare_models, run_compare as compare
 
-    return _run_table(args, "compare", "model", compare, fold=args.fold)
+    kind = "compare" if args.folds is None else "compare-folds"
+    return _run_table(args, kind, "model", compare, fold=args.fold, folds=args.folds,
+                      models=compare_models(args.models))
 
 
 # ---- export-test ---------------------------------------------------------------------------------------------------

@@ -20,6 +20,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 from pathlib import Path
 from typing import Any, Callable
 
@@ -88,17 +89,102 @@ def train_or_reuse(cfg: Any, kind: str, progress: bool = True, log: Callable = p
     return train_one(cfg, run_dir=run_dir, progress=progress, log=log), run_dir
 
 
-def _scores(cfg: Any, kind: str, progress: bool, log: Callable) -> tuple[dict[str, float], dict[str, float], list[str]]:
-    """Train (all targets, all repeats) and return mean CCC per target, std per target and the run folders."""
+def _cells(cfg: Any) -> list[Any]:
+    """The runs behind one table cell: every target run (``both`` or valence + arousal) of every repeat."""
+    return [cfg.replace(target=t, seed=cfg.train.seed + r)
+            for r in range(max(1, int(cfg.train.repeats))) for t in _targets_runs(cfg)]
+
+
+def resolve_jobs(cfg: Any) -> int:
+    """Training runs at once: ``train.jobs``, or with 0 one per CPU core (at most 8) on CPU and 1 on a GPU."""
+    jobs = int(getattr(cfg.train, "jobs", 1))
+    if jobs > 0:
+        return jobs
+    import torch
+
+    on_gpu = cfg.train.device == "cuda" or (cfg.train.device == "auto" and torch.cuda.is_available())
+    return 1 if on_gpu else max(1, min(8, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+                                       else (os.cpu_count() or 1)))
+
+
+def _worker_init(threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
+    try:  # Linux: die with the parent (a killed `rjcma cv` must not leave workers training on)
+        import ctypes
+        import signal
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def _train_job(cfg: Any, kind: str) -> tuple[dict, str]:
+    m, d = train_or_reuse(cfg, kind, progress=False, log=lambda *a, **k: None)
+    return m, str(d)
+
+
+def run_all(cfgs: list[Any], kind: str, progress: bool = True, log: Callable = print,
+            jobs: int | None = None) -> dict[str, tuple[dict, Path]]:
+    """Train (or reuse) every config; returns {run_id: (metrics.json, folder)}.
+
+    With ``jobs`` > 1 (default :func:`resolve_jobs`) the runs go to that many worker processes, each with
+    cores/jobs threads: the demo's models are small, so on a CPU two one-thread runs finish in about the time of
+    one two-thread run. Each run writes only its own folder and resumes on its own, as in a serial run; the
+    numbers of a run do not depend on which worker trained it, but can differ in the last digits from a serial
+    run with another thread count (floating-point sums in another order).
+    """
+    todo: dict[str, Any] = {}
+    out: dict[str, tuple[dict, Path]] = {}
+    for c in cfgs:
+        rid = run_id(c)
+        if rid in todo or rid in out:
+            continue
+        done = _find_done(c)  # finished here or by another experiment: read, not retrained
+        if done is not None:
+            out[rid] = (json.loads((done / "metrics.json").read_text()), done)
+        else:
+            todo[rid] = c
+    jobs = resolve_jobs(cfgs[0]) if jobs is None and cfgs else max(1, int(jobs or 1))
+    if not todo:
+        return out
+    if jobs <= 1 or len(todo) <= 1:
+        for rid, c in todo.items():
+            m, d = train_or_reuse(c, kind, progress, log)
+            out[rid] = (m, Path(d))
+        return out
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    from tqdm.auto import tqdm
+
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    jobs = min(jobs, len(todo))
+    threads = max(1, cores // jobs)
+    log(f"{kind}: {len(todo)} runs on {jobs} worker processes ({threads} thread(s) each)")
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn"), initializer=_worker_init,
+                             initargs=(threads,)) as ex:
+        futs = {ex.submit(_train_job, c, kind): rid for rid, c in todo.items()}
+        bar = tqdm(total=len(futs), desc=kind, unit="run", disable=not progress)
+        for f in as_completed(futs):
+            m, d = f.result()  # a failed run raises here, with its own message
+            out[futs[f]] = (m, Path(d))
+            bar.set_postfix_str(Path(d).name)
+            bar.update(1)
+        bar.close()
+    return out
+
+
+def _scores(cfgs: list[Any], done: dict[str, tuple[dict, Path]]) -> tuple[dict[str, float], dict[str, float], list[str]]:
+    """Mean CCC per target, std per target (across repeats) and the run folders of one table cell."""
     per: dict[str, list[float]] = {"valence": [], "arousal": []}
     dirs = []
-    for r in range(max(1, int(cfg.train.repeats))):
-        for t in _targets_runs(cfg):
-            c = cfg.replace(target=t, seed=cfg.train.seed + r)
-            m, d = train_or_reuse(c, kind, progress, log)
-            dirs.append(str(d))
-            for tt in c.targets:
-                per[tt].append(float(m["metrics"][tt]["ccc"]))
+    for c in cfgs:
+        m, d = done[run_id(c)]
+        dirs.append(str(d))
+        for tt in c.targets:
+            per[tt].append(float(m["metrics"][tt]["ccc"]))
     mean = {t: float(np.mean(v)) for t, v in per.items() if v}
     std = {t: float(np.std(v)) for t, v in per.items() if v}
     return mean, std, dirs
@@ -145,10 +231,10 @@ def _parse_list(v: Any) -> list[int]:
 def run_cv(cfg: Any, folds: Any = None, progress: bool = True, log: Callable = print) -> list[dict[str, Any]]:
     """Six-fold cross-validation (paper Table 1): one row per fold with CCC of valence, arousal and their mean."""
     folds = _parse_list(cfg.book.folds if folds is None else folds)
-    rows = []
-    for f in folds:
-        mean, std, dirs = _scores(cfg.replace(fold=f), "cv", progress, log)
-        rows.append(_row({"fold": f, "fusion": cfg.model.fusion}, mean, std, dirs, PAPER_TABLE1.get(f)))
+    cells = {f: _cells(cfg.replace(fold=f)) for f in folds}
+    done = run_all([c for cs in cells.values() for c in cs], "cv", progress, log)
+    rows = [_row({"fold": f, "fusion": cfg.model.fusion}, *_scores(cs, done), PAPER_TABLE1.get(f))
+            for f, cs in cells.items()]
     write_summary(cfg, "cv", rows)
     return rows
 
@@ -158,28 +244,66 @@ def run_ablation(cfg: Any, iterations: Any = None, fold: int | None = None, prog
     """Number of recursions l (paper Table 3) of the RJCMA fusion on one fold (paper: fold 1)."""
     iterations = _parse_list(cfg.book.ablate_iterations if iterations is None else iterations)
     fold = cfg.book.ablate_fold if fold is None else int(fold)
-    rows = []
-    for l_ in iterations:
-        c = cfg.replace(fusion="rjcma", num_iterations=l_, fold=fold)
-        mean, std, dirs = _scores(c, "ablate", progress, log)
-        rows.append(_row({"l": l_, "fold": fold}, mean, std, dirs, PAPER_TABLE3.get(l_) if fold == 1 else None))
+    cells = {l_: _cells(cfg.replace(fusion="rjcma", num_iterations=l_, fold=fold)) for l_ in iterations}
+    done = run_all([c for cs in cells.values() for c in cs], "ablate", progress, log)
+    rows = [_row({"l": l_, "fold": fold}, *_scores(cs, done), PAPER_TABLE3.get(l_) if fold == 1 else None)
+            for l_, cs in cells.items()]
     write_summary(cfg, "ablate", rows, {"fold": fold})
     return rows
 
 
+def compare_models(fusions: Any = None) -> list[tuple[str, str, list[str]]]:
+    """The rows of :data:`COMPARE_MODELS` whose fusion is in ``fusions`` (a list or a comma string; None = all)."""
+    if fusions is None or fusions == "" or fusions == "all":
+        return list(COMPARE_MODELS)
+    want = [f.strip() for f in (fusions.split(",") if isinstance(fusions, str) else fusions) if f.strip()]
+    known = {f for _, f, _ in COMPARE_MODELS}
+    bad = [f for f in want if f not in known]
+    if bad:
+        raise RjcmaError(f"unknown model(s) {', '.join(bad)} for compare; choose from {', '.join(sorted(known))}")
+    return [m for m in COMPARE_MODELS if m[1] in want]
+
+
 def run_compare(cfg: Any, fold: int = 0, models: list[tuple[str, str, list[str]]] | None = None,
-                progress: bool = True, log: Callable = print) -> list[dict[str, Any]]:
-    """Fusion baselines on one fold (paper Table 2 analogue, validation columns)."""
+                progress: bool = True, log: Callable = print, folds: Any = None) -> list[dict[str, Any]]:
+    """Fusion baselines (paper Table 2 analogue, validation columns).
+
+    One fold (default 0, the official validation set, as the paper): ``results/<profile>/compare/``. With ``folds``
+    (e.g. all six) every model is trained on each of them and its row holds the mean over the folds, the std
+    across them and the per-fold values, in ``results/<profile>/compare-folds/``: with two or three validation
+    trials per demo fold, a single fold's ranking of close models is mostly chance, and the mean over six folds
+    is the fairer test of "fusion beats the best single modality". Runs already trained by ``cv`` (RJCMA) or by
+    the one-fold comparison are reused.
+    """
+    models = models or COMPARE_MODELS
+    fold_list = [int(fold)] if folds is None else _parse_list(folds)
+    kind = "compare" if folds is None else "compare-folds"
+    cells: list[dict[int, list[Any]]] = []
+    for label, fusion, mods in models:
+        per_fold = {}
+        for f in fold_list:
+            c = cfg.replace(fusion=fusion, modalities=mods, fold=f)
+            if fusion == "jca":
+                c = c.replace(num_iterations=1)
+            per_fold[f] = _cells(c)
+        cells.append(per_fold)
+    done = run_all([c for pf in cells for cs in pf.values() for c in cs], kind, progress, log)
     rows = []
-    for label, fusion, mods in models or COMPARE_MODELS:
-        c = cfg.replace(fusion=fusion, modalities=mods, fold=fold)
-        if fusion == "jca":
-            c = c.replace(num_iterations=1)
-        mean, std, dirs = _scores(c, "compare", progress, log)
-        paper = PAPER_TABLE2.get(fusion) if fold == 0 else None
-        rows.append(_row({"model": label, "fusion": fusion, "modalities": "+".join(mods), "fold": fold}, mean, std,
-                         dirs, paper))
-    write_summary(cfg, "compare", rows, {"fold": fold})
+    for (label, fusion, mods), pf in zip(models, cells):
+        base = {"model": label, "fusion": fusion, "modalities": "+".join(mods),
+                "fold": fold_list[0] if len(fold_list) == 1 else ",".join(map(str, fold_list))}
+        if folds is None:
+            rows.append(_row(base, *_scores(pf[fold_list[0]], done), PAPER_TABLE2.get(fusion) if fold == 0 else None))
+            continue
+        fold_means = {f: _scores(cs, done)[0] for f, cs in pf.items()}
+        mean = {t: float(np.mean([m[t] for m in fold_means.values()])) for t in ("valence", "arousal")
+                if all(t in m for m in fold_means.values())}
+        std = {t: float(np.std([m[t] for m in fold_means.values()])) for t in mean}
+        row = _row(base, mean, std, [d for cs in pf.values() for d in _scores(cs, done)[2]], None)
+        for t in mean:
+            row[f"per_fold_{t}"] = ";".join(f"{fold_means[f][t]:.4f}" for f in fold_list)
+        rows.append(row)
+    write_summary(cfg, kind, rows, {"fold": fold_list[0]} if folds is None else {"folds": fold_list})
     return rows
 
 
