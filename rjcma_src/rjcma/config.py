@@ -16,6 +16,7 @@ import copy
 import dataclasses
 import hashlib
 import json
+import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Iterator
@@ -336,12 +337,21 @@ def iter_leaves(cfg: Config) -> Iterator[tuple[str, Any]]:
             yield f"{section}.{k}", v
 
 
+def usable_cpus() -> int:
+    """CPU cores this process may run on (its affinity mask where the OS has one, else all cores)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
 # ---- profiles ------------------------------------------------------------------------------------
 # A profile is only a set of config values; there is one code path.
 PROFILES: dict[str, dict[str, dict[str, Any]]] = {
     "demo": {
         # stride 100 (paper: 200): twice the (overlapping) training windows from the demo's 24 s trials; with the
-        # paper's stride a demo fold has ~30 windows, too few for the K x K fusion matrices (benchmarks/RESULTS.md, "demo fusion")
+        # paper's stride a demo fold has ~30 windows, too few for the K x K fusion matrices
+        # (benchmarks/RESULTS.md, "Demo fusion")
         "data": {"corpus": "data/demo_corpus", "store": "data/demo_store", "stride": 100},
         "preprocess": {"asr_backend": "whisper", "encoder_init": "synthetic-pretrain", "feature_stride": 3},
         "model": {

@@ -82,7 +82,6 @@ import argparse
 import io
 import json
 import math
-import os
 import shutil
 import subprocess
 import time
@@ -94,6 +93,7 @@ from typing import Any
 
 import numpy as np
 
+from rjcma.config import usable_cpus
 from rjcma.errors import MissingAssetError, RjcmaError
 from rjcma.io import atomic_path, atomic_write_json, atomic_write_text
 
@@ -985,7 +985,7 @@ def synthesize(out: str | Path, videos: int = 12, seconds: float = 24.0, seed: i
         (out / ANNOTATIONS_DIR / VA_DIR / part).mkdir(parents=True, exist_ok=True)
     total_frames = sum(vp.n_frames for vp in plans)
     if workers is None:
-        workers = min(2, _cpus(), len(plans)) if total_frames > 3000 else 1
+        workers = min(2, usable_cpus(), len(plans)) if total_frames > 3000 else 1
     bar = tqdm(total=len(plans), desc="synth videos", unit="video", disable=not progress)
     if workers <= 1:
         results = []
@@ -1036,13 +1036,6 @@ def synthesize(out: str | Path, videos: int = 12, seconds: float = 24.0, seed: i
         print(f"rjcma synth: {len(trials)} trials in {len(plans)} videos written to {out} "
               f"({time.perf_counter() - t0:.1f} s)")
     return out
-
-
-def _cpus() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not Linux
-        return os.cpu_count() or 1
 
 
 def _video_job(vp: VideoPlan, out: Path, exe: str) -> dict[str, Any]:

@@ -20,12 +20,12 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 
+from rjcma.config import usable_cpus
 from rjcma.errors import RjcmaError
 from rjcma.io import atomic_write_json, atomic_write_text
 
@@ -103,8 +103,7 @@ def resolve_jobs(cfg: Any) -> int:
     import torch
 
     on_gpu = cfg.train.device == "cuda" or (cfg.train.device == "auto" and torch.cuda.is_available())
-    return 1 if on_gpu else max(1, min(8, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
-                                       else (os.cpu_count() or 1)))
+    return 1 if on_gpu else max(1, min(8, usable_cpus()))
 
 
 def _worker_init(threads: int) -> None:
@@ -159,9 +158,8 @@ def run_all(cfgs: list[Any], kind: str, progress: bool = True, log: Callable = p
 
     from tqdm.auto import tqdm
 
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     jobs = min(jobs, len(todo))
-    threads = max(1, cores // jobs)
+    threads = max(1, usable_cpus() // jobs)
     log(f"{kind}: {len(todo)} runs on {jobs} worker processes ({threads} thread(s) each)")
     with ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn"), initializer=_worker_init,
                              initargs=(threads,)) as ex:
@@ -295,11 +293,12 @@ def run_compare(cfg: Any, fold: int = 0, models: list[tuple[str, str, list[str]]
         if folds is None:
             rows.append(_row(base, *_scores(pf[fold_list[0]], done), PAPER_TABLE2.get(fusion) if fold == 0 else None))
             continue
-        fold_means = {f: _scores(cs, done)[0] for f, cs in pf.items()}
+        per_fold = {f: _scores(cs, done) for f, cs in pf.items()}  # fold -> (mean, std, dirs)
+        fold_means = {f: sc[0] for f, sc in per_fold.items()}
         mean = {t: float(np.mean([m[t] for m in fold_means.values()])) for t in ("valence", "arousal")
                 if all(t in m for m in fold_means.values())}
         std = {t: float(np.std([m[t] for m in fold_means.values()])) for t in mean}
-        row = _row(base, mean, std, [d for cs in pf.values() for d in _scores(cs, done)[2]], None)
+        row = _row(base, mean, std, [d for sc in per_fold.values() for d in sc[2]], None)
         for t in mean:
             row[f"per_fold_{t}"] = ";".join(f"{fold_means[f][t]:.4f}" for f in fold_list)
         rows.append(row)
