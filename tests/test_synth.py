@@ -203,8 +203,8 @@ def test_labels_follow_the_latent_with_lag(tiny_corpus: Path):
     assert err_delayed < 0.06 and err_delayed < err_now
 
 
-def test_lexicon_words_follow_the_word_parts(tiny_corpus: Path):
-    """Spoken adjectives are picked from the valence x arousal lexicon by the levels of the word parts W and W_A at
+def test_lexicon_words_follow_the_intended_word_parts(tiny_corpus: Path):
+    """Spoken adjectives are picked from the valence x arousal lexicon by the levels of the intended word parts at
     the time they are said; the truth file keeps the reference transcript with (estimated) word times."""
     truth = _truth(tiny_corpus)
     lex = {w: tuple(float(x) for x in cell.split(",")) for cell, ws in truth["design"]["lexicon"].items() for w in ws}
@@ -221,16 +221,51 @@ def test_lexicon_words_follow_the_word_parts(tiny_corpus: Path):
             if w["speaker"] not in cache:
                 with (tiny_corpus / synth.TRUTH_DIR / f"{w['speaker']}.csv").open() as f:
                     rows = list(csv.DictReader(f))
-                cache[w["speaker"]] = {k: np.array([float(r[k]) for r in rows]) for k in ("time", "words", "words_a")}
+                cache[w["speaker"]] = {k: np.array([float(r[k]) for r in rows])
+                                       for k in ("time", "words_intent", "words_a_intent")}
             c = cache[w["speaker"]]
             t_mid = 0.5 * (w["start"] + w["end"])
             levels.append((w["valence_level"], w["arousal_level"]))
-            w_at.append((np.interp(t_mid, c["time"], c["words"]), np.interp(t_mid, c["time"], c["words_a"])))
+            w_at.append((np.interp(t_mid, c["time"], c["words_intent"]),
+                         np.interp(t_mid, c["time"], c["words_a_intent"])))
     assert len(levels) >= 10
     levels, w_at = np.array(levels), np.array(w_at)
     # quantisation (5 and 3 levels) and estimated word times keep these below 1
     assert np.corrcoef(levels[:, 0], w_at[:, 0])[0, 1] > 0.7
     assert np.corrcoef(levels[:, 1], w_at[:, 1])[0, 1] > 0.6
+
+
+def test_label_word_parts_are_the_spoken_adjectives(tiny_corpus: Path):
+    """The word parts in the labels are what each subject said (generator v6): the level of the last adjective that
+    subject finished, held and low-passed (WORD_TAU), up to the corpus z-score; the partner's words do not count."""
+    import math
+
+    truth = _truth(tiny_corpus)
+    checked = 0
+    for v in truth["videos"]:
+        for tr in v["trials"]:
+            with (tiny_corpus / synth.TRUTH_DIR / f"{tr['name']}.csv").open() as f:
+                rows = list(csv.DictReader(f))
+            c = {k: np.array([float(r[k]) for r in rows]) for k in ("time", "words", "words_a", "words_intent")}
+            t = c["time"]
+            a = math.exp(-(t[1] - t[0]) / synth.WORD_TAU)
+            for part, key in (("words", "valence_level"), ("words_a", "arousal_level")):
+                held = np.zeros(len(t))
+                for w in v["words"]:
+                    if w["speaker"] == tr["name"] and w[key] is not None:
+                        held[t >= w["end"]] = w[key]
+                if held.std() == 0:
+                    continue
+                lowpassed, acc = np.zeros(len(t)), 0.0
+                for k, x in enumerate(held):
+                    acc = a * acc + (1 - a) * x
+                    lowpassed[k] = acc
+                # the lag state before frame 0 is not in the truth file: compare from 3 lag times on
+                ok = t > 3 * synth.WORD_TAU
+                assert np.corrcoef(lowpassed[ok], c[part][ok])[0, 1] > 0.99, (tr["name"], part)
+                checked += 1
+            assert not np.allclose(c["words"], c["words_intent"])
+    assert checked >= 4
 
 
 # ---- determinism, arguments, CLI --------------------------------------------------------------------------------

@@ -355,9 +355,12 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
         "data": {"corpus": "data/demo_corpus", "store": "data/demo_store", "stride": 100},
         "preprocess": {"asr_backend": "whisper", "encoder_init": "synthetic-pretrain", "feature_stride": 3},
         "model": {
-            "tcn_audio": [64, 64],
-            "tcn_visual": [64, 64],
-            "tcn_text": [64, 64],
+            # four levels as released (receptive field 121 frames, about 4 s), narrow: with two levels (25 frames,
+            # 1 s) the text TCN could not hold the last adjective said across the next words and pauses
+            # (benchmarks/RESULTS.md, "Demo fusion")
+            "tcn_audio": [64, 64, 64, 64],
+            "tcn_visual": [64, 64, 64, 64],
+            "tcn_text": [64, 64, 64, 64],
             "head_hidden": 64,
             "text_dim": 384,
         },
