@@ -1,0 +1,247 @@
+"""Word features and their frame alignment (paper §4.2.1, text modality).
+
+Per word: the sum of the last four hidden states of a BERT-family encoder, its word pieces averaged to one
+vector (FACTS §2). Then frame k (time t = k/fps) takes the vector of the word being spoken at t
+(start < t ≤ end, the first such word), zeros where nobody speaks. Unlike the released code, no token and no
+word is dropped (FACTS §2, defect 4: the final token stayed zero and the last word row was lost), and long
+transcripts are cut into chunks the model accepts, each word encoded (and output) exactly once.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+
+from rjcma.errors import RjcmaError
+from rjcma.io import atomic_write_text
+from rjcma.preprocess.speech import Word
+
+N_LAST_LAYERS = 4  # hidden states summed per token (FACTS §2)
+MAX_TOKENS = 256  # longest sequence fed to the encoder (the released code's max length)
+SENTENCE_END = (".", "?", "!")
+WORDS_CSV_COLUMNS = ("start", "end", "word", "confidence", "punctuated")
+
+
+# ---- chunking -----------------------------------------------------------------------------------
+def sentence_spans(words: Sequence[Word]) -> list[tuple[int, int]]:
+    """[start, end) word index ranges of sentences, ending after a word whose punctuated form ends in . ? !"""
+    spans, s = [], 0
+    for i, w in enumerate(words):
+        if w.text.rstrip("\"'”’)»").endswith(SENTENCE_END):
+            spans.append((s, i + 1))
+            s = i + 1
+    if s < len(words):
+        spans.append((s, len(words)))
+    return spans
+
+
+def plan_chunks(
+    n_pieces: Sequence[int], budget: int, sentences: Sequence[tuple[int, int]] | None = None, overlap: int | None = None
+) -> list[tuple[int, int, int]]:
+    """Chunks ``(context_start, out_start, end)`` over words with ``n_pieces[i]`` word pieces each.
+
+    Each sentence is one chunk when it fits in ``budget`` pieces (as the released code encodes sentences);
+    a longer one is cut by length, every piece after the first carrying up to ``overlap`` pieces of the
+    preceding words as left context (encoded, not output). Words ``out_start..end-1`` of all chunks cover
+    every word exactly once, in order.
+    """
+    n = len(n_pieces)
+    if budget < 1:
+        raise ValueError(f"budget must be >= 1, got {budget}")
+    overlap = budget // 4 if overlap is None else overlap
+    sentences = list(sentences) if sentences else [(0, n)]
+    pieces = [max(1, int(p)) for p in n_pieces]
+    chunks: list[tuple[int, int, int]] = []
+    for s, e in sentences:
+        if sum(pieces[s:e]) <= budget:
+            chunks.append((s, s, e))
+            continue
+        out = s
+        while out < e:
+            ctx, used = out, 0
+            room = min(overlap, budget - pieces[out])  # context never pushes the chunk over budget
+            while ctx > s and used + pieces[ctx - 1] <= room:  # left context
+                ctx -= 1
+                used += pieces[ctx]
+            end, total = out, used
+            while end < e and (total + pieces[end] <= budget or end == out):  # at least one word
+                total += pieces[end]
+                end += 1
+            chunks.append((ctx, out, end))
+            out = end
+    return chunks
+
+
+# ---- word features ------------------------------------------------------------------------------
+def word_features(
+    words: Sequence[Word],
+    model_dir: str = "",
+    *,
+    encoder=None,
+    device: str = "cpu",
+    max_tokens: int = MAX_TOKENS,
+    batch_size: int = 16,
+    overlap: int | None = None,
+    progress: bool = False,
+) -> np.ndarray:
+    """One vector per word: Σ of the last 4 hidden states, pieces averaged → ``(n_words, d)`` float32.
+
+    The punctuated text is read when present. ``encoder``: a loaded
+    :class:`~rjcma.models.text_encoder.TextEncoder` (else loaded from ``model_dir``, cached per process).
+    """
+    import torch
+
+    from rjcma.models.text_encoder import load_text_encoder
+
+    enc = encoder if encoder is not None else load_text_encoder(model_dir, device=device)
+    tok, model = enc.tokenizer, enc.model
+    n = len(words)
+    if n == 0:
+        return np.zeros((0, enc.dim), np.float32)
+    if enc.num_layers + 1 < N_LAST_LAYERS:
+        raise RjcmaError(f"{enc.model_dir}: {enc.num_layers} layers; the sum of the last 4 hidden states needs >= 3")
+    texts = [" ".join(w.text.split()) or tok.unk_token for w in words]
+    max_len = min(int(max_tokens), enc.max_length)
+    budget = max_len - tok.num_special_tokens_to_add(pair=False)
+    n_pieces = [len(ids) for ids in tok(texts, add_special_tokens=False)["input_ids"]]
+    texts = [t if k > 0 else tok.unk_token for t, k in zip(texts, n_pieces)]  # a word with no piece reads as [UNK]
+    chunks = plan_chunks(n_pieces, budget, sentence_spans(words), overlap)
+
+    out = np.zeros((n, enc.dim), np.float64)
+    filled = np.zeros(n, bool)
+    order = sorted(range(len(chunks)), key=lambda c: chunks[c][2] - chunks[c][0])  # similar lengths per batch
+    batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+    it: Iterable = batches
+    if progress:
+        from tqdm.auto import tqdm
+
+        it = tqdm(batches, desc="word features", unit="batch", leave=False)
+    dev = next(model.parameters()).device
+    with torch.inference_mode():
+        for batch in it:
+            spans = [chunks[c] for c in batch]
+            b = tok(
+                [texts[c0:e] for c0, _o, e in spans],
+                is_split_into_words=True,
+                padding=True,
+                truncation=True,  # planned chunks fit; only a single word longer than the model is cut
+                max_length=max_len,
+                return_tensors="pt",
+            )
+            if b["input_ids"].shape[1] > max_len:
+                raise RjcmaError(f"internal: chunk of {b['input_ids'].shape[1]} tokens exceeds {max_len}")
+            hs = model(**{k: v.to(dev) for k, v in b.items()}).hidden_states
+            T = torch.stack(hs[-N_LAST_LAYERS:], 0).sum(0).float().cpu().numpy()  # (B, L, d): Σ last 4 layers
+            for j, (c0, o, e) in enumerate(spans):
+                wid = np.array([-1 if w is None else w for w in b.word_ids(j)])  # local word index per token
+                keep = (wid >= o - c0) & (wid < e - c0)
+                idx = wid[keep] + c0
+                sums = np.zeros((e - o, enc.dim))
+                np.add.at(sums, idx - o, T[j][keep])
+                counts = np.bincount(idx - o, minlength=e - o)
+                if (counts == 0).any():
+                    raise RjcmaError(f"internal: words {o}..{e} lost their word pieces")
+                out[o:e] = sums / counts[:, None]  # mean over a word's pieces
+                filled[o:e] = True
+    if not filled.all():
+        raise RjcmaError(f"internal: {int((~filled).sum())} words got no vector")
+    return out.astype(np.float32)
+
+
+def words_to_frames(words: Sequence[Word], vectors: np.ndarray, fps: float, n_frames: int) -> np.ndarray:
+    """Frame k at t = k/fps takes the vector of the first word with start < t ≤ end; zeros elsewhere.
+
+    ``vectors``: (n_words, d). Returns (n_frames, d) in the vectors' dtype (float32 by default).
+    """
+    vectors = np.asarray(vectors)
+    if vectors.ndim != 2 or len(vectors) != len(words):
+        raise ValueError(f"vectors must be (n_words={len(words)}, d), got {vectors.shape}")
+    if fps <= 0 or not math.isfinite(fps):
+        raise RjcmaError(f"frame rate must be positive, got {fps}")
+    d = vectors.shape[1]
+    out = np.zeros((int(n_frames), d), vectors.dtype if vectors.dtype.kind == "f" else np.float32)
+    if not len(words) or n_frames <= 0:
+        return out
+    t = np.arange(int(n_frames), dtype=np.float64) / float(fps)  # frame times
+    taken = np.zeros(int(n_frames), bool)
+    for i, w in enumerate(words):
+        lo = int(np.searchsorted(t, w.start, side="right"))  # first frame with t > start
+        hi = int(np.searchsorted(t, w.end, side="right"))  # first frame with t > end
+        if hi <= lo:
+            continue
+        free = ~taken[lo:hi]  # the first matching word wins
+        out[lo:hi][free] = vectors[i]
+        taken[lo:hi] = True
+    return out
+
+
+def frame_word_index(words: Sequence[Word], fps: float, n_frames: int) -> np.ndarray:
+    """(n_frames,) index of the word each frame takes in :func:`words_to_frames`, −1 for none (for plots)."""
+    idx = words_to_frames(words, np.arange(len(words), dtype=np.float64)[:, None] + 1, fps, n_frames)[:, 0]
+    return idx.astype(np.int64) - 1
+
+
+# ---- words.csv ----------------------------------------------------------------------------------
+def write_words_csv(path: str | Path, words: Sequence[Word]) -> None:
+    """Atomic ``words.csv`` (start, end, word, confidence, punctuated), times in seconds."""
+    buf = io.StringIO()
+    wr = csv.writer(buf, lineterminator="\n")
+    wr.writerow(WORDS_CSV_COLUMNS)
+    for w in words:
+        wr.writerow([f"{w.start:.3f}", f"{w.end:.3f}", w.word, f"{w.confidence:.4f}", w.punctuated])
+    atomic_write_text(path, buf.getvalue())
+
+
+def read_words_csv(path: str | Path) -> list[Word]:
+    """Read a ``words.csv``; a malformed row raises ``RjcmaError`` naming file and line."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError as e:
+        raise RjcmaError(f"{path}: missing; run `rjcma preprocess` for this trial") from e
+    rows = list(csv.reader(io.StringIO(text)))
+    if not rows or tuple(c.strip() for c in rows[0]) != WORDS_CSV_COLUMNS:
+        raise RjcmaError(f"{path}:1: header must be {','.join(WORDS_CSV_COLUMNS)}; delete the file and rerun preprocess")
+    words = []
+    for ln, r in enumerate(rows[1:], start=2):
+        if not r:
+            continue
+        if len(r) != len(WORDS_CSV_COLUMNS):
+            raise RjcmaError(f"{path}:{ln}: expected {len(WORDS_CSV_COLUMNS)} columns, got {len(r)}")
+        try:
+            s, e, c = float(r[0]), float(r[1]), float(r[3])
+        except ValueError as ex:
+            raise RjcmaError(f"{path}:{ln}: start, end and confidence must be numbers ({ex})") from ex
+        if not (math.isfinite(s) and math.isfinite(e)) or e < s:
+            raise RjcmaError(f"{path}:{ln}: need finite times with end >= start, got {s}, {e}")
+        words.append(Word(s, e, r[2], c, r[4]))
+    return words
+
+
+# ---- normalisation --------------------------------------------------------------------------------
+def standardise(train_arrays: Iterable[np.ndarray], eps: float = 1e-6) -> tuple[np.ndarray, np.ndarray]:
+    """Per-dimension mean and std over the rows of the TRAINING arrays only (FACTS §2, defect 7).
+
+    Streams the arrays (memory-mapped store files stay on disk); apply as ``(x - mean) / std`` to every
+    partition. Dimensions with std < eps get std 1.
+    """
+    n, s, ss = 0, None, None
+    for a in train_arrays:
+        a = np.asarray(a, dtype=np.float64).reshape(len(a), -1)
+        if s is None:
+            s, ss = np.zeros(a.shape[1]), np.zeros(a.shape[1])
+        s += a.sum(0)
+        ss += (a * a).sum(0)
+        n += a.shape[0]
+    if s is None or n == 0:
+        raise RjcmaError("standardise: no training rows")
+    mean = s / n
+    var = np.maximum(ss / n - mean * mean, 0.0)
+    std = np.sqrt(var)
+    std[std < eps] = 1.0
+    return mean.astype(np.float32), std.astype(np.float32)

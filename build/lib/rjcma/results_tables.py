@@ -1,0 +1,302 @@
+"""Tables of reproduced numbers beside the paper's Tables 1-4, built from the result folders (paper §5).
+
+Result folders are ``<results_dir>/<profile>/<kind>/<run_id>/`` with ``metrics.json`` and ``config.yaml``
+(written by ``rjcma train | cv | ablate | compare``). Nothing here types a result number: ours come from
+``metrics.json``, the paper's from :mod:`rjcma.paper_numbers`.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+from rjcma import paper_numbers as paper
+
+KINDS = {"table1": "cv", "table2": "compare", "table3": "ablate"}
+
+
+@dataclass
+class Run:
+    kind: str
+    name: str
+    path: Path
+    metrics: dict[str, Any]
+    config: dict[str, Any] = field(default_factory=dict)
+    written: _dt.datetime | None = None
+
+    @property
+    def fold(self) -> int | None:
+        return self.metrics.get("fold", self.config.get("train", {}).get("fold"))
+
+    @property
+    def fusion(self) -> str:
+        return str(self.metrics.get("fusion") or self.config.get("model", {}).get("fusion", ""))
+
+    @property
+    def iterations(self) -> int | None:
+        return self.metrics.get("num_iterations", self.config.get("model", {}).get("num_iterations"))
+
+    @property
+    def modalities(self) -> list[str]:
+        return list(self.metrics.get("modalities") or self.config.get("model", {}).get("modalities", []))
+
+    @property
+    def corpus(self) -> str:
+        return str(self.config.get("data", {}).get("corpus", "?"))
+
+    def ccc(self, target: str) -> float | None:
+        """Validation CCC of ``target`` over all frames of the partition (None if the run did not train it)."""
+        m = self.metrics.get("metrics", {}).get(target)
+        if not isinstance(m, dict) or m.get("ccc") is None:
+            return None
+        v = float(m["ccc"])
+        return None if math.isnan(v) else v
+
+
+def _read_run(mfile: Path, kind: str) -> Run | None:
+    try:
+        metrics = json.loads(mfile.read_text())
+    except (OSError, ValueError):
+        return None
+    config: dict[str, Any] = {}
+    cfile = mfile.parent / "config.yaml"
+    if cfile.is_file():
+        import yaml
+
+        try:
+            config = yaml.safe_load(cfile.read_text()) or {}
+        except yaml.YAMLError:
+            config = {}
+    written = _dt.datetime.fromtimestamp(mfile.stat().st_mtime, tz=_dt.timezone.utc)
+    return Run(kind=kind, name=mfile.parent.name, path=mfile.parent, metrics=metrics, config=config, written=written)
+
+
+def _summary_runs(kind_dir: Path) -> list[Path] | None:
+    """The run folders an experiment's ``summary.json`` lists (its rows' ``runs``), or None without a summary.
+
+    An experiment reuses identical runs finished by another one (the fold-0 RJCMA model of the cross-validation is
+    also the RJCMA row of the comparison), so its runs are not all in its own folder.
+    """
+    f = kind_dir / "summary.json"
+    try:
+        rows = json.loads(f.read_text()).get("rows", [])
+    except (OSError, ValueError, AttributeError):
+        return None
+    out: list[Path] = []
+    for row in rows:
+        for p in str(row.get("runs") or "").split(";"):
+            if not p.strip():
+                continue
+            path = Path(p.strip())
+            if not path.is_absolute() and not path.exists():
+                path = kind_dir.parent.parent.parent / path  # relative to the results dir's parent
+            out.append(path)
+    return out
+
+
+def find_runs(results_dir: str | Path, profile: str) -> list[Run]:
+    """The runs of each experiment (``cv``, ``ablate``, ``compare``, ...) of ``profile``.
+
+    Where an experiment wrote ``summary.json``, its runs are exactly the folders the summary lists (wherever they
+    live); otherwise every complete folder (with a readable metrics.json) under its kind folder.
+    """
+    base = Path(results_dir) / profile
+    runs: list[Run] = []
+    if not base.is_dir():
+        return runs
+    for kind_dir in sorted(p for p in base.iterdir() if p.is_dir()):
+        listed = _summary_runs(kind_dir)
+        folders = listed if listed is not None else sorted(m.parent for m in kind_dir.glob("*/metrics.json"))
+        seen: set[Path] = set()
+        for folder in folders:
+            key = folder.resolve()
+            if key in seen or not (folder / "metrics.json").is_file():
+                continue
+            seen.add(key)
+            run = _read_run(folder / "metrics.json", kind_dir.name)
+            if run is not None:
+                runs.append(run)
+    return runs
+
+
+def provenance(runs: Iterable[Run], results_dir: str | Path = "") -> str:
+    """One line saying what data the numbers came from: profile, corpus, dates, git hashes, devices, run count."""
+    runs = list(runs)
+    if not runs:
+        return "no runs"
+
+    def uniq(values: Iterable[Any]) -> str:
+        vals = sorted({str(v) for v in values if v not in (None, "")})
+        return ", ".join(vals) if vals else "unknown"
+
+    dates = sorted(r.written for r in runs if r.written)
+    when = (dates[0].strftime("%Y-%m-%d %H:%M UTC") if dates else "unknown")
+    if len(dates) > 1 and dates[-1].date() != dates[0].date():
+        when += f" to {dates[-1].strftime('%Y-%m-%d %H:%M UTC')}"
+    env = [r.metrics.get("environment", {}) for r in runs]
+    where = f" under `{runs[0].path.parent.parent}`"
+    return (
+        f"profile **{uniq(r.metrics.get('profile') for r in runs)}**, corpus `{uniq(r.corpus for r in runs)}`, "
+        f"{len(runs)} run(s) written {when}, git {uniq(e.get('git') for e in env)}, "
+        f"device {uniq(e.get('device') for e in env)}, mode {uniq(r.metrics.get('mode') for r in runs)}{where}"
+    )
+
+
+def _mean(values: list[float]) -> float | None:
+    return sum(values) / len(values) if values else None
+
+
+def _fmt(x: float | None, digits: int = 3) -> str:
+    return "—" if x is None else f"{x:.{digits}f}"
+
+
+def markdown_table(header: list[str], rows: list[list[Any]]) -> str:
+    out = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    for r in rows:
+        out.append("| " + " | ".join(str(c) for c in r) + " |")
+    return "\n".join(out)
+
+
+def ccc_by(runs: Iterable[Run], key) -> dict[Any, dict[str, list[float]]]:
+    """key(run) -> {target: [ccc of each run/seed]}."""
+    out: dict[Any, dict[str, list[float]]] = {}
+    for r in runs:
+        k = key(r)
+        for t in ("valence", "arousal"):
+            v = r.ccc(t)
+            if v is not None:
+                out.setdefault(k, {}).setdefault(t, []).append(v)
+    return out
+
+
+@dataclass
+class Table:
+    title: str
+    header: list[str]
+    rows: list[list[Any]]
+    runs: list[Run]
+    note: str = ""
+    values: dict[str, float | None] = field(default_factory=dict)  # headline numbers (ours) for glue
+
+    def markdown(self) -> str:
+        return markdown_table(self.header, self.rows)
+
+
+def _ours(d: dict[str, list[float]] | None) -> tuple[float | None, float | None, float | None, int]:
+    d = d or {}
+    v, a = _mean(d.get("valence", [])), _mean(d.get("arousal", []))
+    mean = (v + a) / 2 if v is not None and a is not None else None
+    n = max(len(d.get("valence", [])), len(d.get("arousal", [])), 0)
+    return v, a, mean, n
+
+
+def table1(runs: list[Run], fold_ids: Iterable[int] | None = None) -> Table:
+    """Six-fold cross-validation of RJCMA (kind ``cv``), beside the paper's Table 1."""
+    cv = [r for r in runs if r.kind == KINDS["table1"] and r.fusion == "rjcma"]
+    got = ccc_by(cv, lambda r: r.fold)
+    folds = sorted(set(paper.TABLE1_FOLDS) | {f for f in got if f is not None} | set(fold_ids or []))
+    rows, vs, as_ = [], [], []
+    for f in folds:
+        v, a, m, n = _ours(got.get(f))
+        p = paper.TABLE1_FOLDS.get(f, {})
+        rows.append([f"Fold {f}" + (" (official)" if f == 0 else ""), _fmt(v), _fmt(a), _fmt(m), n,
+                     _fmt(p.get("valence")), _fmt(p.get("arousal")), _fmt(p.get("mean"))])
+        if v is not None:
+            vs.append(v)
+        if a is not None:
+            as_.append(a)
+    pm = paper.table1_mean()
+    mv, ma = _mean(vs), _mean(as_)
+    rows.append(["**Mean**", _fmt(mv), _fmt(ma), _fmt((mv + ma) / 2 if mv is not None and ma is not None else None),
+                 "", _fmt(pm["valence"]), _fmt(pm["arousal"]), _fmt(pm["mean"])])
+    return Table(
+        title="Table 1 analogue: CCC on the six folds (l = 3)",
+        header=["validation set", "valence (ours)", "arousal (ours)", "mean (ours)", "runs",
+                "valence (paper)", "arousal (paper)", "mean (paper)"],
+        rows=rows, runs=cv,
+        note="The paper's mean row is computed here from its six folds; the paper does not print it.",
+        values={"valence": mv, "arousal": ma, "mean": (mv + ma) / 2 if mv is not None and ma is not None else None},
+    )
+
+
+FUSION_LABELS = {
+    "unimodal:audio": "unimodal audio (TCN + head)",
+    "unimodal:visual": "unimodal visual (TCN + head)",
+    "unimodal:text": "unimodal text (TCN + head)",
+    "concat": "early concatenation",
+    "leader-follower": "leader-follower [42]",
+    "jca": "JCA [21]",
+    "rjca": "RJCA [23]",
+    "rjcma-released": "RJCMA, released code's fusion",
+    "rjcma": "RJCMA, paper's equations",
+}
+
+
+def table2(runs: list[Run]) -> Table:
+    """Fusion comparison on fold 0 (kind ``compare``), beside the paper's Table 2 validation columns."""
+    cmp_ = [r for r in runs if r.kind == KINDS["table2"]]
+    got = ccc_by(cmp_, lambda r: (r.fusion, tuple(r.modalities)))
+    paper_by_fusion = {m["fusion"]: m for m in paper.TABLE2_METHODS if m["fusion"]}
+    order = list(FUSION_LABELS)
+    keys = sorted(got, key=lambda k: (order.index(k[0]) if k[0] in order else len(order), k))
+    rows = []
+    values: dict[str, float | None] = {}
+    for key in keys:
+        fusion, mods = key
+        v, a, m, n = _ours(got[key])
+        p = paper_by_fusion.get(fusion, {})
+        rows.append([FUSION_LABELS.get(fusion, fusion), "+".join(mods), _fmt(v), _fmt(a), _fmt(m), n,
+                     _fmt(p.get("val_valence")), _fmt(p.get("val_arousal"))])
+        values[f"{fusion}_mean"] = m
+    for prow in paper.TABLE2_METHODS:  # the paper's rows we do not reproduce, for reference
+        if prow["fusion"] is None:
+            rows.append([f"{prow['method']} ({prow['type']})", "—", "—", "—", "—", 0,
+                         _fmt(prow["val_valence"]), _fmt(prow["val_arousal"])])
+    return Table(
+        title="Table 2 analogue: fusion methods on fold 0 (official validation set)",
+        header=["method", "modalities", "valence (ours)", "arousal (ours)", "mean (ours)", "runs",
+                "valence (paper)", "arousal (paper)"],
+        rows=rows, runs=cmp_,
+        note="Rows without our numbers are other teams' systems the paper cites; we do not reimplement them.",
+        values=values,
+    )
+
+
+def table3(runs: list[Run]) -> Table:
+    """Number of recursions l (kind ``ablate``), beside the paper's Table 3 (fold 1)."""
+    abl = [r for r in runs if r.kind == KINDS["table3"]]
+    got = ccc_by(abl, lambda r: r.iterations)
+    folds = sorted({r.fold for r in abl if r.fold is not None})
+    ls = sorted(set(paper.TABLE3_RECURSIONS) | {k for k in got if k is not None})
+    rows, values = [], {}
+    for l_ in ls:
+        v, a, m, n = _ours(got.get(l_))
+        p = paper.TABLE3_RECURSIONS.get(l_, {})
+        rows.append([f"l = {l_}", _fmt(v), _fmt(a), _fmt(m), n,
+                     _fmt(p.get("valence")), _fmt(p.get("arousal")), _fmt(p.get("mean"))])
+        values[f"l{l_}_mean"] = m
+    return Table(
+        title="Table 3 analogue: number of recursions l",
+        header=["recursions", "valence (ours)", "arousal (ours)", "mean (ours)", "runs",
+                "valence (paper)", "arousal (paper)", "mean (paper)"],
+        rows=rows, runs=abl,
+        note=f"Ours on fold(s) {', '.join(map(str, folds)) or '—'}; the paper's on fold {paper.TABLE3_FOLD}.",
+        values=values,
+    )
+
+
+def table4() -> Table:
+    """The paper's Table 4 (6th ABAW test set). Test labels are not public: no reproduced column exists."""
+    rows = [[t["team"], t["modalities"], "yes" if t["ensemble"] else "no", _fmt(t["valence"], 4),
+             _fmt(t["arousal"], 4), _fmt(t["mean"], 4)] for t in paper.TABLE4_TEST]
+    return Table(
+        title="Table 4: the 6th ABAW test set (paper's numbers only)",
+        header=["team", "modalities", "ensemble", "valence", "arousal", "mean"],
+        rows=rows, runs=[],
+        note="The test labels are held by the organisers; `rjcma export-test` writes a submission file they can "
+             "score. No reproduced test numbers can be computed here.",
+    )
