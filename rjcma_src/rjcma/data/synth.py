@@ -359,20 +359,11 @@ def spoken_word_parts(tp: TrialPlan, words: list[dict]) -> None:
     """
     lat = tp.latents
     t = lat["t"]
-    dt = float(t[1] - t[0])
-    a = math.exp(-dt / WORD_TAU)
+    a = math.exp(-float(t[1] - t[0]) / WORD_TAU)
     for part, key in (("words", "valence_level"), ("words_a", "arousal_level")):
-        held = np.zeros(len(t))
-        for w in words:  # chronological
-            if w["speaker"] == tp.name and w.get(key) is not None:
-                held[t >= w["end"]] = w[key]
-        out = np.empty_like(held)
-        acc = 0.0
-        for k, x in enumerate(held):
-            acc = a * acc + (1 - a) * x
-            out[k] = acc
         lat[f"{part}_intent"] = lat[part]
-        lat[part] = out
+        # the grid starts 1.5 s before frame 0, before any word, so the low-pass starts from 0
+        lat[part] = _ema(_held_word_level(words, t, key, speaker=tp.name), a)
 
 
 def normalise_parts(trials: list[TrialPlan], fixed: tuple[str, ...] = ()) -> None:
@@ -885,12 +876,14 @@ def rng_int(rng: np.random.Generator, a: float, b: float) -> float:
     return float(rng.uniform(a, b))
 
 
-def _held_word_level(words: list[dict], t: np.ndarray, key: str = "valence_level") -> np.ndarray:
-    """The ``key`` level (valence or arousal) of the latest lexicon word heard (said to its end) by each time, by
-    either speaker (the transcript of a shared audio track holds both); 0 before the first."""
+def _held_word_level(words: list[dict], t: np.ndarray, key: str = "valence_level",
+                     speaker: str | None = None) -> np.ndarray:
+    """The ``key`` level (valence or arousal) of the latest lexicon word heard (said to its end) by each time; 0
+    before the first. ``speaker``: only that trial's words; None: either speaker's (the transcript of a shared
+    audio track holds both). ``words`` are in chronological order."""
     out = np.zeros(len(t))
     for w in words:
-        if w.get(key) is not None:
+        if w.get(key) is not None and speaker in (None, w["speaker"]):
             out[t >= w["end"]] = w[key]
     return out
 
