@@ -15,8 +15,14 @@ PROFILE ?= demo
 FOLDS ?= 0,1,2,3,4,5
 TORCH_PINS := torch==2.11.0 torchvision==0.26.0 torchaudio==2.11.0
 APT_PACKAGES := ffmpeg espeak-ng
-# time of each step of the main job
-T = /usr/bin/env TIMEFORMAT='  [%1R s]' bash -c 'time "$$@"' --
+# `$(TIMED) NAME CMD...`: run CMD, print its wall time and, when $RJCMA_TIMES names a file, append NAME<TAB>seconds
+TIMED = /usr/bin/env bash -c 't0=$$(date +%s%N); "$${@:2}" || exit $$?; ms=$$(( ($$(date +%s%N) - t0) / 1000000 )); \
+  printf "  [%s: %d.%d s]\n" "$$1" $$((ms / 1000)) $$((ms % 1000 / 100)); \
+  [ -z "$${RJCMA_TIMES:-}" ] || printf "%s\t%d.%03d\n" "$$1" $$((ms / 1000)) $$((ms % 1000)) >> "$$RJCMA_TIMES"' --
+# the per-step table that ends `make book` (a step's parts, "step: part", listed after it)
+TIMES_TABLE = awk -F'\t' '{ n[NR] = $$1; s[NR] = $$2 } END { printf "| step | seconds |\n|---|---:|\n"; \
+  for (i = 1; i <= NR; i++) if (index(n[i], ": ") == 0) { printf "| %s | %.1f |\n", n[i], s[i]; \
+    for (j = 1; j <= NR; j++) if (index(n[j], n[i] ": ") == 1) printf "| %s | %.1f |\n", n[j], s[j] } }'
 
 .PHONY: setup system-deps browser-deps book demo-corpus preprocess train notebooks test test-fast lab bench clean distclean help
 
@@ -24,7 +30,7 @@ help:
 	@echo "make book   main job: demo corpus → preprocessing → training → notebooks → book (_build/html/index.html)"
 	@echo "make test   the tests"
 	@echo "make setup  create $(VENV) and install everything (run by book/test when missing)"
-	@echo "make lab    JupyterLab on notebooks/ with the package importable"
+	@echo "make lab    JupyterLab on notebooks/: run 01_data ... 13_paper_vs_code in order (each builds what it needs)"
 
 ## ---- set-up ------------------------------------------------------------------------------------
 setup: system-deps $(STAMP)
@@ -58,27 +64,43 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q $(TORCH_PINS)
 	$(PY) -m pip install -q -e ".[test,book,punctuation]"
+	# MTCNN weight files only (the face detector loads them into its own networks); without --no-deps its old torch pin would replace ours
+	$(PY) -m pip install -q --no-deps facenet-pytorch==2.6.0
 	$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3" >/dev/null
 	$(PY) -m rjcma.book --setup-assets
 	touch $(STAMP)
 
 ## ---- main job ----------------------------------------------------------------------------------
-book: setup
-	@start=$$(date +%s)
-	echo "== 1/5 demo corpus";   $(T) $(MAKE) -s demo-corpus
-	echo "== 2/5 preprocessing"; $(T) $(RJCMA) preprocess --profile $(PROFILE)
-	echo "== 3/5 training";      $(T) $(MAKE) -s train
-	echo "== 4/5 notebooks + 5/5 book"; $(T) $(RJCMA) book --profile $(PROFILE)
-	echo "make book: done in $$(( $$(date +%s) - start )) s — open _build/html/index.html"
+# set-up is a timed step (not a prerequisite), so the table holds the whole job; the table is also written to
+# _build/make-book-times.tsv and printed when a step fails (with the steps done so far)
+book:
+	@export RJCMA_TIMES=$$(mktemp); start=$$(date +%s%N); ok=0
+	report() {
+	  ms=$$(( ($$(date +%s%N) - start) / 1000000 ))
+	  printf "total\t%d.%03d\n" $$((ms / 1000)) $$((ms % 1000)) >> "$$RJCMA_TIMES"
+	  echo; echo "make book: time per step$$([ $$ok = 1 ] || echo ' (FAILED; steps done so far)')"; $(TIMES_TABLE) "$$RJCMA_TIMES"
+	  if [ -d _build ]; then cp "$$RJCMA_TIMES" _build/make-book-times.tsv; fi
+	  rm -f "$$RJCMA_TIMES"
+	}
+	trap report EXIT
+	echo "== 0/6 set-up";        $(TIMED) "set-up" $(MAKE) -s setup
+	echo "== 1/6 demo corpus";   $(TIMED) "demo corpus" $(MAKE) -s demo-corpus
+	echo "== 2/6 preprocessing"; $(TIMED) "preprocessing" $(RJCMA) preprocess --profile $(PROFILE)
+	echo "== 3/6 training";      $(TIMED) "training" $(MAKE) -s train
+	echo "== 4/6 notebooks";     $(TIMED) "notebooks" $(RJCMA) book --profile $(PROFILE) --no-build
+	echo "== 5/6 book";          $(TIMED) "book (HTML)" $(RJCMA) book --profile $(PROFILE) --no-execute
+	ok=1
+	echo "make book: done in $$(( ($$(date +%s%N) - start) / 1000000000 )) s — open _build/html/index.html"
 
 demo-corpus: setup
 	$(RJCMA) synth --out data/demo_corpus  # returns at once when the corpus is complete and of this generator version
 
 train: setup
-	$(RJCMA) cv --profile $(PROFILE)
-	$(RJCMA) ablate --profile $(PROFILE)
-	$(RJCMA) compare --profile $(PROFILE)
-	$(RJCMA) compare --profile $(PROFILE) --folds $(FOLDS) --models unimodal:audio,unimodal:visual,unimodal:text,rjcma
+	@echo "-- cv";        $(TIMED) "training: cv" $(RJCMA) cv --profile $(PROFILE)
+	echo "-- ablate";     $(TIMED) "training: ablate" $(RJCMA) ablate --profile $(PROFILE)
+	echo "-- compare";    $(TIMED) "training: compare" $(RJCMA) compare --profile $(PROFILE)
+	echo "-- compare, six folds"; $(TIMED) "training: compare, six folds" \
+	  $(RJCMA) compare --profile $(PROFILE) --folds $(FOLDS) --models unimodal:audio,unimodal:visual,unimodal:text,rjcma
 
 ## ---- tests -------------------------------------------------------------------------------------
 test: setup browser-deps
@@ -93,6 +115,11 @@ lab: setup
 
 bench: setup
 	for b in benchmarks/*.py; do echo "== $$b"; $(PY) $$b; done
+
+# the paper path on one GPU (< 8 min): gpu.json + gpu.md in _build/bench-gpu, the section appended to RESULTS.md
+.PHONY: bench-gpu
+bench-gpu: setup
+	PY=$(PY) bash benchmarks/gpu.sh _build/bench-gpu --append
 
 clean:
 	rm -rf _build results .pytest_cache

@@ -4,7 +4,7 @@ Writes 594 annotation files (~3M frame rows in all; lengths log-normal like the 
 ~20 min at 30 fps; values as long decimals with runs of -5) in the organisers' layout into a temporary folder,
 then times (1) finding the corpus, (2) reading and validating every label file with ``read_labels``,
 (3) indexing all windows (K=300, stride 200) and cutting every label window with ``take_window``.
-Target (issue 3): reading all labels + building windows <= 5 s on one core. The work is single-threaded; the
+Target: reading all labels + building windows <= 5 s on one core. The work is single-threaded; the
 figure judged is its CPU time (what one free core needs), printed beside the wall time.
 
     .venv/bin/python benchmarks/labels.py [--trials 594] [--frames 2990000] [--decimals 0] [--repeat 3] [--keep DIR]

@@ -2,7 +2,7 @@
 
     python benchmarks/preprocess.py [--corpus data/demo_corpus] [--threads 2] [--device cpu|cuda] [--precision fp32|bf16]
 
-Targets (issue 4): faces + log-mel + frozen visual/audio features >= 10x real time; ASR <= 0.3x real time
+Targets: faces + log-mel + frozen visual/audio features >= 10x real time; ASR <= 0.3x real time
 (seconds of compute per second of audio). Without a corpus, one demo video is synthesised in a temporary folder.
 Stand-in encoders (seeded init) are used: speed does not depend on the weights.
 """

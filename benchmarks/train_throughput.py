@@ -1,4 +1,4 @@
-"""Training throughput at Aff-Wild2 shapes with generated tensors (issue 5, benchmark).
+"""Training throughput at Aff-Wild2 shapes with generated tensors (benchmark).
 
 * ``cached``: the RJCMA fusion model of the paper profile (K = 300, TCN 4×256, d = 128/512/768) on cached
   features; windows/s of full optimisation steps at batch 12 and at the largest batch that fits (GPU: doubling
@@ -23,7 +23,7 @@ import time
 
 import torch
 
-# Aff-Wild2 (6th ABAW, FACTS §1): ~2.99M frames in 594 videos, 162 of them test -> ~2.17M train+validation frames.
+# Aff-Wild2 (6th ABAW; the book's chapter *Data format*): ~2.99M frames in 594 videos, 162 of them test -> ~2.17M train+validation frames.
 AFFWILD2_TRAINVAL_FRAMES = 2_990_000 * (594 - 162) / 594
 STRIDE = 200
 

@@ -1,6 +1,6 @@
-"""Corpus reader (issue 3 §1): layout discovery, strict labels, videos, length reconciliation.
+"""Corpus reader : layout discovery, strict labels, videos, length reconciliation.
 
-Every corpus here is hand-made in the organisers' layout (FACTS §1) inside a tmp dir: tiny annotation files,
+Every corpus here is hand-made in the organisers' layout (the book's chapter *Data format*) inside a tmp dir: tiny annotation files,
 cropped_aligned jpgs and real 1-second videos written with PyAV.
 """
 

@@ -1,4 +1,4 @@
-"""Encoders: IR-50 / VGGish shapes, checkpoint layouts, layer groups, frozen eval mode (defect 8), stand-ins."""
+"""Encoders: IR-50 / VGGish shapes, checkpoint layouts, layer groups, frozen eval mode, stand-ins (preprocess.standins)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import torch
 from rjcma.config import load_config
 from rjcma.errors import MissingAssetError, RjcmaError
 from rjcma.models import backbones as B
+from rjcma.preprocess import standins as S
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +47,7 @@ def test_vggish_shapes_and_keys(vggish):
     expected = {f"features.{i}.{w}" for i in (0, 3, 6, 8, 11, 13) for w in ("weight", "bias")}
     expected |= {f"embeddings.{i}.{w}" for i in (0, 2, 4) for w in ("weight", "bias")}
     assert keys == expected  # torchvggish's names
-    assert not isinstance(vggish.embeddings[-1], torch.nn.ReLU)  # no final ReLU (FACTS §4)
+    assert not isinstance(vggish.embeddings[-1], torch.nn.ReLU)  # no final ReLU (as the released code)
 
 
 def test_layer_groups_match_released_parameter_indices(ir50, vggish):
@@ -103,7 +104,7 @@ def test_missing_and_untrusted_weights(tmp_path):
         B.load_ir50(tmp_path / B.IR50_FILE)
     cfg = load_config("demo").replace(weights_dir=str(tmp_path), store=str(tmp_path / "store"))
     with pytest.raises(MissingAssetError, match=B.VGGISH_FILE):
-        B.build_audio_encoder(cfg)
+        S.build_audio_encoder(cfg)
     p = tmp_path / B.VGGISH_FILE
     with open(p, "wb") as f:
         pickle.dump({"x": _Evil()}, f)
@@ -112,9 +113,9 @@ def test_missing_and_untrusted_weights(tmp_path):
 
 
 def test_frozen_encoders_stay_in_eval_mode(tmp_path):
-    """Defect 8: running a frozen encoder must not move its batch-norm statistics."""
+    """Running a frozen encoder must not move its batch-norm statistics (the released code let them drift)."""
     cfg = load_config("demo").replace(store=str(tmp_path / "store"), encoder_init="seeded", weights_dir="")
-    enc, info = B.build_visual_encoder(cfg, with_info=True)
+    enc, info = S.build_visual_encoder(cfg, with_info=True)
     assert info.source == "seeded" and not enc.training
     assert not any(p.requires_grad for p in enc.parameters())
     bn = enc.output_layer[0]
@@ -129,10 +130,10 @@ def test_frozen_encoders_stay_in_eval_mode(tmp_path):
 
 def test_stand_in_is_cached_and_deterministic(tmp_path):
     cfg = load_config("demo").replace(store=str(tmp_path / "s"), encoder_init="seeded", weights_dir="")
-    m1, i1 = B.build_audio_encoder(cfg, with_info=True)
-    m2, i2 = B.build_audio_encoder(cfg, with_info=True)
+    m1, i1 = S.build_audio_encoder(cfg, with_info=True)
+    m2, i2 = S.build_audio_encoder(cfg, with_info=True)
     assert i1.path == i2.path and i1.sha256 == i2.sha256 and i1.path.endswith("vggish-seeded-seed0.safetensors")
-    other = B.make_stand_in("vggish", "seeded", 0)
+    other = S.make_stand_in("vggish", "seeded", 0)
     for (k, v), (k2, v2) in zip(m1.state_dict().items(), other.state_dict().items()):
         assert k == k2 and torch.equal(v, v2)
     patches = np.random.default_rng(1).normal(-3, 1, (4, 96, 64)).astype(np.float32)
@@ -141,12 +142,10 @@ def test_stand_in_is_cached_and_deterministic(tmp_path):
 
 
 def test_synthetic_pretrain_tasks_are_separate_from_the_corpus():
-    from rjcma.data.synth import PRETRAIN_PARAMS, pretrain_faces
-
-    imgs, P = pretrain_faces(4, 0)
-    assert imgs.shape == (4, 48, 48, 3) and imgs.dtype == np.uint8 and P.shape == (4, len(PRETRAIN_PARAMS))
-    assert np.array_equal(pretrain_faces(4, 0)[0], imgs) and not np.array_equal(pretrain_faces(4, 1)[0], imgs)
-    X, Q = B.synth_tones(2, 0)
+    imgs, P = S.pretrain_faces(4, 0)
+    assert imgs.shape == (4, 48, 48, 3) and imgs.dtype == np.uint8 and P.shape == (4, len(S.PRETRAIN_PARAMS))
+    assert np.array_equal(S.pretrain_faces(4, 0)[0], imgs) and not np.array_equal(S.pretrain_faces(4, 1)[0], imgs)
+    X, Q = S.synth_tones(2, 0)
     assert X.shape == (2, 96, 64) and Q.shape == (2, 4) and np.isfinite(X).all()
 
 
@@ -162,14 +161,12 @@ def test_visual_stand_in_reads_the_expression(tiny_cfg):
     """The demo's visual stand-in is pretrained on expression: on faces it never saw (another seed of the
     pretraining renderer, new identities), a linear read-out of its features recovers smile and eye opening far
     better than from the seeded network it starts from."""
-    from rjcma.data.synth import PRETRAIN_PARAMS, pretrain_faces
-
-    enc = B.build_visual_encoder(tiny_cfg)
-    seeded = B.make_stand_in("ir50", "seeded", 0)
-    imgs, P = pretrain_faces(200, 999)
+    enc = S.build_visual_encoder(tiny_cfg)
+    seeded = S.make_stand_in("ir50", "seeded", 0)
+    imgs, P = S.pretrain_faces(200, 999)
     r = {}
     for name, m in (("stand-in", enc), ("seeded", seeded)):
         F = B.encode_faces(m, imgs)
-        r[name] = {k: _ridge_r(F, P[:, PRETRAIN_PARAMS.index(k)], 150) for k in ("smile", "eye")}
+        r[name] = {k: _ridge_r(F, P[:, S.PRETRAIN_PARAMS.index(k)], 150) for k in ("smile", "eye")}
     for k in ("smile", "eye"):
         assert r["stand-in"][k] > 0.75 and r["stand-in"][k] > r["seeded"][k] + 0.15, r

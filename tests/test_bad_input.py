@@ -143,11 +143,22 @@ def scored(videos, ckpt, tmp_path_factory):
     return out, err.getvalue()
 
 
-def outputs(out: Path, stem: str) -> tuple[np.ndarray, dict]:
-    for ext in ("csv", "png", "json"):
+def outputs(out: Path, stem: str, person: int | None = 0) -> tuple[np.ndarray, dict]:
+    """The CSV rows of one person (None: all rows) and the JSON of a scored video."""
+    for ext in ("csv", "png", "json", "html"):
         assert (out / f"{stem}.{ext}").is_file(), f"{stem}.{ext} missing"
-    rows = np.genfromtxt(out / f"{stem}.csv", delimiter=",", names=True)
+    rows = np.atleast_1d(np.genfromtxt(out / f"{stem}.csv", delimiter=",", names=True))
+    if person is not None:
+        rows = rows[rows["person"] == person]
     return rows, json.loads((out / f"{stem}.json").read_text())
+
+
+def assert_honest(rows: np.ndarray) -> None:
+    """A value exactly where the row has evidence (a face or sound), empty elsewhere."""
+    evidence = (rows["face"] == 1) | (rows["speech"] == 1)
+    for k in ("valence", "arousal"):
+        assert np.isfinite(rows[k][evidence]).all() and np.isnan(rows[k][~evidence]).all()
+        assert (np.abs(rows[k][evidence]) <= 1).all()
 
 
 def assert_one_line_error(rc: int, err: str, must_name: str | Path, out: Path | None = None) -> str:
@@ -226,28 +237,32 @@ def test_video_without_audio_track(scored, videos):
     assert js["has_audio"] is False
     assert any("no audio track" in w for w in js["warnings"])
     assert "no audio track" in err  # also printed as a warning
-    assert np.isfinite(rows["valence"]).all() and np.isfinite(rows["arousal"]).all()
+    assert (rows["speech"] == 0).all() and rows["face"].any()
+    assert_honest(rows)
 
 
 def test_silence(scored):
     rows, js = outputs(scored[0], "silence")
     assert js["has_audio"] is True and js["words"] == 0
     assert any("silent" in w for w in js["warnings"])
-    assert np.isfinite(rows["valence"]).all()
+    assert (rows["speech"] == 0).all()
+    assert_honest(rows)
 
 
 def test_no_face_anywhere(scored):
     rows, js = outputs(scored[0], "no_face")
-    assert js["faces_found"] == 0
+    assert js["faces_found"] == 0 and js["persons"] == 1 and (rows["face"] == 0).all()
     assert any("no face" in w for w in js["warnings"])
-    assert np.isfinite(rows["valence"]).all() and (np.abs(rows["arousal"]) <= 1).all()
+    assert rows["speech"].any()  # the speech is evidence: those frames are scored from audio and text
+    assert_honest(rows)
 
 
 def test_face_in_only_some_frames(scored, videos):
     rows, js = outputs(scored[0], "some_faces")
     n = len(rows)
-    assert 0 < js["faces_found"] < n
+    assert 0 < rows["face"].sum() < n
     assert any("face was found in" in w for w in js["warnings"])
+    assert_honest(rows)
 
 
 def test_variable_frame_rate(scored, videos):
@@ -263,7 +278,7 @@ def test_very_short_video(scored, ckpt):
     assert len(rows) == 12 < js["model"]["K"]  # shorter than K = 32: one padded, masked window
     assert js["model"]["windows"] == 1 and js["duration_s"] < 1.0
     assert any("very short" in w for w in js["warnings"])
-    assert np.isfinite(rows["valence"]).all()
+    assert_honest(rows)
 
 
 # ---- 12-15: checkpoints and model files --------------------------------------------------------------------------
@@ -431,7 +446,7 @@ def test_read_only_output_directory(ckpt, videos, tmp_path, capsys, monkeypatch)
         out.chmod(0o755)
 
 
-@pytest.mark.parametrize("fail_on", ["csv", "png", "json"])
+@pytest.mark.parametrize("fail_on", ["csv", "png", "json", "html"])
 def test_full_output_directory(ckpt, videos, tmp_path, capsys, monkeypatch, fail_on):
     """ENOSPC while the outputs are written: none of the three files (nor a temporary one) stays."""
     import rjcma.io as rio
@@ -439,7 +454,7 @@ def test_full_output_directory(ckpt, videos, tmp_path, capsys, monkeypatch, fail
     out = tmp_path / "full"
     real = os.fsync
     count = {"n": 0}
-    order = ["csv", "png", "json"]
+    order = ["csv", "png", "json", "html"]
 
     def fsync(fd):
         count["n"] += 1
@@ -459,7 +474,7 @@ def test_one_bad_video_among_good_ones(ckpt, videos, tmp_path, capsys):
     out = tmp_path / "out"
     rc, stdout, err = predict([videos["short"], bad, "--checkpoint", ckpt, "--out", out], capsys)
     assert rc == 2
-    assert sorted(p.name for p in out.iterdir()) == ["short.csv", "short.json", "short.png"]
+    assert sorted(p.name for p in out.iterdir()) == ["short.csv", "short.html", "short.json", "short.png"]
     errors = [ln for ln in err.splitlines() if ln.startswith("rjcma predict: error:")]
     assert len(errors) == 1 and str(bad) in errors[0]
     assert "Traceback" not in err
@@ -480,8 +495,9 @@ def test_debug_shows_the_traceback(tmp_path):
 def test_outputs_of_a_normal_video(scored, videos):
     """The regular outputs: CSV columns, a PNG, and a JSON that names the encoders, the ASR and the checkpoint."""
     rows, js = outputs(scored[0], "some_faces")
-    assert rows.dtype.names == ("frame", "time_s", "valence", "arousal")
+    assert rows.dtype.names == ("frame", "time_s", "person", "valence", "arousal", "face", "speech")
     assert (rows["frame"] == np.arange(len(rows))).all()
+    assert js["decode"]["video"]["bad_packets"] == 0 and js["decode"]["audio"]["frames"] > 0
     assert (scored[0] / "some_faces.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert js["asr"]["backend"] == "whisper" and js["words"] > 0
     assert set(js["encoders"]) == {"visual", "audio", "text"}

@@ -1,14 +1,19 @@
-"""The built book in headless Chromium: every page loads with no missing resource, no console error, no request
-leaving the machine; equations are typeset by the local MathJax and every figure loads (issue 7 §7).
+"""The built book in headless Chromium, as a reader sees it: every page loads with no missing resource, no console
+error and no request leaving the machine; equations are typeset by the local MathJax; every figure loads; no page
+shows a table as raw markdown (pipes and dashes in the text); the results pages hold real ``<table>``s with the
+expected rows; no code cell needs a horizontal scroll bar; each notebook page's ``.ipynb`` download works offline.
 
 Uses Debian's chromium (`/usr/bin/chromium`, installed by `make test`/`.ci/run`) through Playwright's Python API;
-Playwright's own browser downloads are never used. Screenshots go to ``_build/test/screenshots/``.
+Playwright's own browser downloads are never used. A full-page screenshot of every page is kept in
+``_build/test/screenshots/`` (a CI artifact: look at them to judge how the pages read).
 """
 
 from __future__ import annotations
 
 import functools
 import http.server
+import json
+import re
 import shutil
 import threading
 from pathlib import Path
@@ -24,6 +29,22 @@ ARGS = [
     "--disable-sync", "--no-first-run",
 ]
 EQUATIONS_PAGE = "notebooks/06b_equations.html"
+RESULTS_PAGE = "notebooks/11_results.html"
+VIEWPORT = {"width": 1440, "height": 900}  # a laptop screen; code lines are at most 86 characters for it
+# a markdown table that was not turned into a <table>: a separator row (|---|:--:| or, after smart quotes, |—|—|)
+RAW_TABLE = re.compile(r"\|\s*:?[-—–]{1,}:?\s*\|\s*:?[-—–]{1,}:?\s*\|")
+RAW_ROW = re.compile(r"(?m)^\s*\|[^|\n]+\|[^|\n]+\|")
+# the page's prose and rendered outputs, without code, math and tables (where pipes are legitimate)
+PROSE_JS = """() => {
+  const root = document.querySelector('main') || document.body;
+  const c = root.cloneNode(true);
+  c.querySelectorAll('pre, code, script, style, table, .cell_input, .highlight, mjx-container, .math, nav')
+    .forEach(e => e.remove());
+  return c.textContent;
+}"""
+OVERFLOW_JS = """() => Array.from(document.querySelectorAll('.cell_input pre'))
+  .filter(p => p.scrollWidth > p.clientWidth + 1)
+  .map(p => p.textContent.split('\\n').reduce((a, b) => (b.length > a.length ? b : a), '').slice(0, 70))"""
 
 pytestmark = [
     pytest.mark.slow,
@@ -77,7 +98,7 @@ def test_every_page_loads_offline(site, browser):
     problems: list[str] = []
     pages = _pages(html)
     assert "book/intro.html" in pages and EQUATIONS_PAGE in pages
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    context = browser.new_context(viewport=VIEWPORT)
     for rel in pages:
         page = context.new_page()
         found: list[str] = []
@@ -116,6 +137,15 @@ def test_every_page_loads_offline(site, browser):
         for src, complete, width in images:
             if not complete or width == 0:
                 found.append(f"image not loaded: {src[:80]}")
+        prose = page.evaluate(PROSE_JS)
+        for m in (RAW_TABLE.search(prose), RAW_ROW.search(prose)):
+            if m:
+                found.append(f"raw markdown table in the text: {prose[max(0, m.start() - 40):m.end() + 40]!r}")
+                break
+        for line in page.evaluate(OVERFLOW_JS):
+            found.append(f"code cell wider than the page: {line!r}")
+        if rel.startswith("notebooks/"):
+            found += _download_problems(page, rel)
         page.screenshot(path=str(shots / (rel.replace("/", "__").removesuffix(".html") + ".png")), full_page=True)
         problems += [f"{rel}: {f}" for f in found]
         page.close()
@@ -123,10 +153,52 @@ def test_every_page_loads_offline(site, browser):
     assert not problems, "\n".join(problems[:40])
 
 
-def test_figures_are_present_on_result_pages(site, browser):
+def _download_problems(page, rel: str) -> list[str]:
+    """The page's .ipynb download link must exist and give a notebook, from this server."""
+    hrefs = page.evaluate("() => Array.from(document.querySelectorAll('a[href$=\".ipynb\"]')).map(a => a.href)")
+    if not hrefs:
+        return ["no .ipynb download link"]
+    resp = page.request.get(hrefs[0])
+    if resp.status != 200:
+        return [f"download {hrefs[0]}: HTTP {resp.status}"]
+    try:
+        nb = json.loads(resp.text())
+    except ValueError:
+        return [f"download {hrefs[0]}: not JSON"]
+    return [] if nb.get("nbformat") == 4 and nb.get("cells") else [f"download {hrefs[0]}: not a notebook"]
+
+
+def _tables(page) -> list[list[str]]:
+    """Each <table> of the page as its rows' text (cells joined by ' | ')."""
+    return page.evaluate("""() => Array.from(document.querySelectorAll('main table')).map(t =>
+      Array.from(t.rows).map(r => Array.from(r.cells).map(c => c.textContent.trim()).join(' | ')))""")
+
+
+def test_results_pages_hold_real_tables(site, browser):
+    from rjcma import paper_numbers
+    from rjcma.results_tables import FUSION_LABELS
+
     html, base = site
-    page = browser.new_page()
-    page.goto(f"{base}/notebooks/13_results.html", wait_until="load")
+    page = browser.new_page(viewport=VIEWPORT)
+    page.goto(f"{base}/{RESULTS_PAGE}", wait_until="load")
+    tables = _tables(page)
     widths = page.evaluate("() => Array.from(document.images).map(i => i.naturalWidth)")
-    page.close()
+    rows = [r.replace("\u2019", "'") for t in tables for r in t]  # the book's smart quotes
+    first = [r.split(" | ")[0] for r in rows]
+    first += [c.split(" (")[0] for c in first if c.startswith("Fold ")]  # "Fold 1 (subject folds)"
+    expected = [f"Fold {f}" + (" (official)" if f == 0 else "") for f in range(6)] + ["Mean"]
+    expected += [f"l = {l_}" for l_ in (1, 2, 3, 4)]
+    expected += [FUSION_LABELS[f] for f in ("rjcma", "rjcma-released", "jca", "unimodal:audio")]
+    expected += [t["team"] for t in paper_numbers.TABLE4_TEST]
+    missing = [e for e in expected if e not in first]
+    assert len(tables) >= 4, f"{RESULTS_PAGE}: {len(tables)} <table>(s), expected Tables 1-4"
+    assert not missing, f"{RESULTS_PAGE}: rows missing from the tables: {missing}"
+    fold0 = next(r for r in rows if r.startswith("Fold 0"))
+    assert re.search(r"\d\.\d{3}", fold0.split(" | ")[1]), f"no number of ours in Table 1: {fold0}"
     assert widths and min(widths) > 0, "the results chapter shows no figure"
+    for rel, label in (("notebooks/08_cross_validation.html", "fold"), ("notebooks/09_ablation.html", "l"),
+                       ("notebooks/10_comparison.html", "model")):
+        page.goto(f"{base}/{rel}", wait_until="load")
+        heads = [t[0].split(" | ")[0] for t in _tables(page) if t]
+        assert label in heads, f"{rel}: no table headed {label!r} (tables: {heads})"
+    page.close()

@@ -1,4 +1,4 @@
-"""The training commands (issue 5 §4) on the tiny store: train, cv, ablate, compare, export-test, each a short CPU run."""
+"""The training commands on the tiny store: train, cv, ablate, compare, export-test, each a short CPU run."""
 
 from __future__ import annotations
 

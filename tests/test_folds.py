@@ -1,4 +1,4 @@
-"""Six folds (issue 3 §3; FACTS §5): fold 0 = official, the released rotation, subject-aware chunks, reuse."""
+"""Six folds (paper §4.2.2, Table 1): fold 0 = official, the released rotation, subject-aware chunks, reuse."""
 
 from __future__ import annotations
 
@@ -59,7 +59,7 @@ def test_fold_zero_is_the_official_split(paired):
 
 
 def test_released_scheme_is_the_released_rotation():
-    # FACTS §5 / released code: 341 train trials sorted by name → chunks of 68, 68, 68, 68, 69; official
+    # the released code: 341 train trials sorted by name → chunks of 68, 68, 68, 68, 69; official
     # validation = chunk 6; fold f rolls the six chunks by f and validates on the last one.
     train, val = names("t", 341), names("v", 71)
     folds = make_folds(make_corpus(train[::-1], val), scheme="released")

@@ -1,4 +1,4 @@
-"""Interruption (issue 6 §3): `kill -9` during `rjcma preprocess` and during `rjcma train`, rerun, and the final
+"""Interruption: `kill -9` during `rjcma preprocess` and during `rjcma train`, rerun, and the final
 store (byte-identical arrays) and metrics (identical numbers) equal an uninterrupted run.
 
 Both commands run as subprocesses; SIGKILL is sent once a marker file shows the run is under way (a stage's array

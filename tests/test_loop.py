@@ -1,4 +1,4 @@
-"""Training loop (issue 5): trainable-only updates, frozen backbones in eval, merge/metric plumbing, checkpoints,
+"""Training loop: trainable-only updates, frozen backbones in eval, merge/metric plumbing, checkpoints,
 the result folder, text statistics from training trials only, and resume after kill -9 with identical metrics."""
 
 from __future__ import annotations

@@ -176,7 +176,7 @@ def test_end2end_encoders():
     model.eval()
     ref = torch.stack([enc(faces[:, k]) for k in range(K)], dim=1)
     torch.testing.assert_close(model.encoders["visual"](faces), ref)
-    # frozen encoder stays in eval mode (FACTS §2 defect 8); a released one trains
+    # frozen encoder stays in eval mode (defect 8 of the book's chapter *Paper vs released code*); a released one trains
     for p in enc.parameters():
         p.requires_grad_(False)
     model.train()

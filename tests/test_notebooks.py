@@ -1,4 +1,4 @@
-"""Notebook hygiene, the runner, and the book built from notebooks executed with tiny parameters (issue 7 §1, §9)."""
+"""Notebook hygiene, the runner, and the book built from notebooks executed with tiny parameters."""
 
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ NOTEBOOKS = sorted(p.stem for p in (REPO / "notebooks").glob("*.ipynb"))
 TOC_NOTEBOOKS = toc_notebooks(REPO)
 EXPECTED = [
     "01_data", "02_visual", "03_audio", "04_text", "05_encoders", "06a_tcn", "06b_equations", "07_training",
-    "08_cross_validation", "09_ablation", "10_comparison", "11_inference", "12_paper_vs_code", "13_results",
+    "08_cross_validation", "09_ablation", "10_comparison", "11_results", "12_inference", "13_paper_vs_code",
 ]
 
 
@@ -216,7 +216,7 @@ def test_book_time_budget(book):
     assert total < 600
 
 
-# ---- the results tables (13_results) -----------------------------------------------------------------------------
+# ---- the results tables (11_results) -----------------------------------------------------------------------------
 def _fake_run(root: Path, kind: str, name: str, fold: int, fusion: str, l: int, v: float, a: float, mods=None):
     d = root / "demo" / kind / name
     d.mkdir(parents=True)

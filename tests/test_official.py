@@ -21,7 +21,7 @@ def _inputs(B, K, dims, seed=0, dtype=torch.float64):
 
 
 def expected_released_shapes(dims=(256, 128, 128), K=300, num_layers=2) -> dict[str, tuple[int, ...]]:
-    """The released DCNLayer(dims, num_layers, ·)'s state-dict, written out from FACTS §3."""
+    """The released DCNLayer(dims, num_layers, ·)'s state-dict, written out from the released code."""
     d = sum(dims)
     out: dict[str, tuple[int, ...]] = {}
     for i in range(num_layers):

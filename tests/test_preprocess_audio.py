@@ -12,7 +12,7 @@ from rjcma.errors import RjcmaError
 from rjcma.preprocess import audio as A
 
 
-# ---- an independent transcription of the VGGish front end (FACTS §2), written differently on purpose ----------
+# ---- an independent transcription of the VGGish front end (as the released code), written differently on purpose ----------
 def _reference_log_mel(x: np.ndarray) -> np.ndarray:
     """Loop over frames; np.fft.rfft; HTK mel triangles built band by band from their edge frequencies."""
     sr, win, hop, nfft, bands = 16000, 400, 160, 512, 64

@@ -65,20 +65,53 @@ def test_missing_folder_names_it(tmp_path):
         V.faces_from_folder(tmp_path / "nowhere", 3)
 
 
-def test_rows_to_frames_variable_frame_rate():
-    # frames at irregular times (VFR): row k at k/25 s takes the frame shown at that time
+def test_rows_take_the_frame_shown_at_their_time_variable_frame_rate(tmp_path, monkeypatch):
+    """Row k at k/25 s takes the frame shown at that time (faces_at with the grid times of the preprocessing)."""
+    import av
+    from fractions import Fraction
+
+    from rjcma.preprocess import stages
+
     times = np.array([0.0, 0.04, 0.12, 0.13, 0.20, 0.40])
-    idx = V.rows_to_frames(times, 25.0, 12)
-    # (a frame within a quarter frame after the row's time counts as shown then: pts jitter)
-    assert idx.tolist() == [0, 1, 1, 3, 3, 4, 4, 4, 4, 4, 5, 5]
+    p = tmp_path / "vfr.mkv"
+    with av.open(str(p), "w") as c:
+        s = c.add_stream("libx264", rate=25)
+        s.width, s.height, s.pix_fmt = 64, 64, "yuv420p"
+        s.codec_context.time_base = Fraction(1, 1000)
+        for i, t in enumerate(times):
+            f = av.VideoFrame.from_ndarray(np.full((64, 64, 3), 20 + 40 * i, np.uint8), format="rgb24")
+            f.pts, f.time_base = int(round(t * 1000)), Fraction(1, 1000)
+            for pk in s.encode(f):
+                c.mux(pk)
+        for pk in s.encode():
+            c.mux(pk)
+    # a detector that sees one face filling the frame; the "crop" is the frame's grey level
+    monkeypatch.setattr(stages, "face_backend", lambda detector="auto": (
+        "test", lambda frames: [[stages._BoxFace((0.0, 0.0, 64.0, 64.0))] for _ in frames],
+        lambda rgb, face, size: np.full((size, size, 3), rgb.mean(), np.uint8)))
+    st = stages.faces_at(p, np.arange(12) / 25.0, size=8)
+    (person,) = st.persons
+    frame_of_row = np.rint((person.faces[:, 0, 0, 0].astype(float) - 20) / 40).astype(int)
+    # (a frame within a quarter row after the row's time counts as shown then: pts jitter)
+    assert frame_of_row.tolist() == [0, 1, 1, 3, 3, 4, 4, 4, 4, 4, 5, 5]
+    assert person.mask.all() and np.allclose(st.frame_times, times, atol=1e-3)
 
 
-def test_smooth_boxes_bridges_short_gaps_only():
-    found = np.array([1, 1, 0, 1, 0, 0, 0, 0, 0, 1], bool)
-    boxes = np.array([[10, 10, 20]] * 10, float)
-    sm, valid = V.smooth_boxes(boxes, found, max_gap=3)
-    assert valid.tolist() == [1, 1, 1, 1, 0, 0, 0, 0, 0, 1]
-    assert np.allclose(sm[valid], [10, 10, 20])
+def test_tracker_follows_two_people_and_numbers_them_left_to_right():
+    from rjcma.preprocess.stages import _BoxFace, _Tracker
+
+    tr = _Tracker(max_gap=3)
+    for i in range(40):
+        faces = [_BoxFace((200 + i, 50, 260 + i, 110))]  # right person, drifting
+        if i % 5:  # left person, missed by the detector every 5th frame
+            faces.append(_BoxFace((20, 40 + (i % 3), 80, 100 + (i % 3))))
+        tr.update(i, faces)
+    assert len(tr.detections) == 2
+    right, left = 0, 1
+    assert tr.detections[right] == 40 and tr.detections[left] == 32
+    assert tr.xsum[left] / tr.detections[left] < tr.xsum[right] / tr.detections[right]
+    tr.update(60, [_BoxFace((24, 40, 84, 100))])  # back after a long gap at the same place: the same person
+    assert len(tr.detections) == 2 and tr.detections[left] == 33
 
 
 def _write_video(path, frames, fps=25):

@@ -1,4 +1,4 @@
-"""The training schedule (paper §4.2.2, FACTS §5) on fake metric sequences: warm-up, plateau, release, stop."""
+"""The training schedule (paper §4.2.2) on fake metric sequences: warm-up, plateau, release, stop."""
 
 from __future__ import annotations
 

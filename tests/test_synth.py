@@ -1,4 +1,4 @@
-"""The demo corpus generator (`rjcma synth`, issue 3 §4): organisers' layout, real mp4 files, determinism, design.
+"""The demo corpus generator (`rjcma synth`): organisers' layout, real mp4 files, determinism, design.
 
 Most checks run on the shared ``tiny_corpus`` fixture (4 videos × ~6 s, seed 1); one more tiny corpus is written
 for the determinism check.

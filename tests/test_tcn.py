@@ -1,4 +1,4 @@
-"""TCN (models/tcn.py, FACTS §4): shapes, causality, receptive field, weight-norm parametrizations, residuals."""
+"""TCN (models/tcn.py, as the released code): shapes, causality, receptive field, weight-norm parametrizations, residuals."""
 
 from __future__ import annotations
 

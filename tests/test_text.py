@@ -1,6 +1,6 @@
 """Text modality: punctuation re-alignment, BERT-family word features, words → frames, words.csv.
 
-Covers FACTS §2 defects 3 (punctuation marks dropped), 4 (final token/word dropped) and 7 (normalisation
+Covers defects 3 (punctuation marks dropped), 4 (final token/word dropped) and 7 (normalisation
 statistics from each partition instead of the training set).
 """
 

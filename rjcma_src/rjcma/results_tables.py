@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from rjcma import paper_numbers as paper
+from rjcma.fusions import FUSIONS
 
 KINDS = {"table1": "cv", "table2": "compare", "table3": "ablate"}
 
@@ -199,11 +200,18 @@ def table1(runs: list[Run], fold_ids: Iterable[int] | None = None) -> Table:
     cv = [r for r in runs if r.kind == KINDS["table1"] and r.fusion == "rjcma"]
     got = ccc_by(cv, lambda r: r.fold)
     folds = sorted(set(paper.TABLE1_FOLDS) | {f for f in got if f is not None} | set(fold_ids or []))
+    # which partition "fold f" is: metrics.json (fold_scheme), else the run's config; data/folds.py
+    schemes = sorted({str(r.metrics.get("fold_scheme") or r.config.get("data", {}).get("fold_scheme") or "subject")
+                      for r in cv if r.fold})
+    scheme = "/".join(schemes) if schemes else ""
+    suffix = {"released": " (released chunks)", "subject": " (subject-aware, not the paper's)"}.get(scheme,
+                                                                                                  f" ({scheme})")
     rows, vs, as_ = [], [], []
     for f in folds:
         v, a, m, n = _ours(got.get(f))
         p = paper.TABLE1_FOLDS.get(f, {})
-        rows.append([f"Fold {f}" + (" (official)" if f == 0 else ""), _fmt(v), _fmt(a), _fmt(m), n,
+        label = f"Fold {f}" + (" (official)" if f == 0 else suffix if scheme and n else "")
+        rows.append([label, _fmt(v), _fmt(a), _fmt(m), n,
                      _fmt(p.get("valence")), _fmt(p.get("arousal")), _fmt(p.get("mean"))])
         if v is not None:
             vs.append(v)
@@ -214,26 +222,20 @@ def table1(runs: list[Run], fold_ids: Iterable[int] | None = None) -> Table:
     rows.append(["**Mean**", _fmt(mv), _fmt(ma), _fmt((mv + ma) / 2 if mv is not None and ma is not None else None),
                  "", _fmt(pm["valence"]), _fmt(pm["arousal"]), _fmt(pm["mean"])])
     return Table(
-        title="Table 1 analogue: CCC on the six folds (l = 3)",
+        title="Table 1 analogue: CCC on the six folds (l = 3)" + (f"; our folds 1–5: '{scheme}' scheme" if scheme else ""),
         header=["validation set", "valence (ours)", "arousal (ours)", "mean (ours)", "runs",
                 "valence (paper)", "arousal (paper)", "mean (paper)"],
         rows=rows, runs=cv,
-        note="The paper's mean row is computed here from its six folds; the paper does not print it.",
+        note="The paper's mean row is computed here from its six folds; the paper does not print it. "
+        + {"released": "Our folds 1–5 use the released code's name-sorted chunks, so fold f is the paper's fold f "
+                       "(and shares its leak: a subject can sit on both sides; see Reproducing on Aff-Wild2).",
+           "subject": "Our folds 1–5 are subject-aware partitions (data.fold_scheme=subject), not the paper's "
+                      "name-sorted chunks: compare fold 0 and the means, not fold f with fold f."}.get(scheme, ""),
         values={"valence": mv, "arousal": ma, "mean": (mv + ma) / 2 if mv is not None and ma is not None else None},
     )
 
 
-FUSION_LABELS = {
-    "unimodal:audio": "unimodal audio (TCN + head)",
-    "unimodal:visual": "unimodal visual (TCN + head)",
-    "unimodal:text": "unimodal text (TCN + head)",
-    "concat": "early concatenation",
-    "leader-follower": "leader-follower [42]",
-    "jca": "JCA [21]",
-    "rjca": "RJCA [23]",
-    "rjcma-released": "RJCMA, released code's fusion",
-    "rjcma": "RJCMA, paper's equations",
-}
+FUSION_LABELS = {name: f.label for name, f in FUSIONS.items()}  # the registry's labels, in its order
 
 
 def table2(runs: list[Run]) -> Table:

@@ -1,4 +1,5 @@
-"""Read Aff-Wild2 (ABAW valence-arousal track) as the organisers ship it (paper §4.1; FACTS §1).
+"""Read Aff-Wild2 (ABAW valence-arousal track) as the organisers ship it (paper §4.1; the book's chapter *Data format*).
+The folder and file names live in :mod:`rjcma.layout`.
 
 Layout that :func:`find_corpus` understands (folder names may contain spaces; everything is found by
 searching below the corpus root, or below the per-part overrides ``annotations_root``, ``faces_root`` and
@@ -37,24 +38,19 @@ import re
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable
+from typing import Iterable
 
 import numpy as np
 
+from rjcma import layout
+from rjcma.config import Config
 from rjcma.errors import RjcmaError
+from rjcma.layout import FACES_PREFIX, HEADER, PAIR_SUFFIXES, TEST_LIST_NAME, TEST_SAMPLE_PATTERNS, UNANNOTATED  # noqa: F401
 
-if TYPE_CHECKING:  # pragma: no cover
-    from rjcma.config import Config
-
-VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv", ".3gp", ".ts")
-ANNOTATION_DIR = "VA_Estimation_Challenge"
-PARTITION_DIRS = {"Train_Set": "train", "Validation_Set": "validation"}
-TEST_LIST_NAME = "Valence_Arousal_Estimation_Challenge_test_set_release.txt"
-TEST_SAMPLE_PATTERNS = ("*va_test_set_example.txt", "*va_test_set_sample.txt")
-FACES_PREFIX = "cropped_aligned"
-HEADER = "valence,arousal"
-UNANNOTATED = -5.0  # the organisers' marker of a frame without annotation
-PAIR_SUFFIXES = ("_left", "_right")
+# the names the reader searches for (one home: rjcma.layout)
+VIDEO_EXTENSIONS = layout.VIDEO_SUFFIXES
+ANNOTATION_DIR = layout.VA_DIR
+PARTITION_DIRS = {folder: partition for partition, folder in layout.PARTITION_DIRS.items()}  # folder -> partition
 
 
 class LengthMismatchWarning(UserWarning):
@@ -66,7 +62,7 @@ class LengthMismatchWarning(UserWarning):
 # ---------------------------------------------------------------------------------------------------------------
 @dataclass
 class Trial:
-    """One annotated subject in one video (an annotation file), FACTS §1."""
+    """One annotated subject in one video (an annotation file)."""
 
     name: str  # "<video>_left" etc., the annotation file stem
     partition: str  # "train" | "validation" | "test"
@@ -77,8 +73,8 @@ class Trial:
     subject: str  # subject id (video_stem, or from the subject map)
 
     def face_path(self, k: int) -> Path | None:
-        """The jpg of annotation row k (0-based): ``f"{k+1:05d}.jpg"`` (FACTS §1); None without a face folder."""
-        return None if self.faces_dir is None else self.faces_dir / f"{k + 1:05d}.jpg"
+        """The jpg of annotation row k (0-based): ``f"{k+1:05d}.jpg"`` (:func:`rjcma.layout.face_file`); None without a face folder."""
+        return None if self.faces_dir is None else self.faces_dir / layout.face_file(k)
 
 
 @dataclass
@@ -290,7 +286,7 @@ def video_info(path: str | Path, count: str = "auto") -> VideoInfo:
 
 
 def reconcile_length(n_rows: int, n_frames: int, source: str | Path, max_gap: float = 0.05) -> None:
-    """Annotation rows are the reference length (FACTS §1). Equal → nothing; a gap up to ``max_gap`` of the
+    """Annotation rows are the reference length (as in the ABAW evaluation). Equal → nothing; a gap up to ``max_gap`` of the
     rows → a :class:`LengthMismatchWarning` giving both counts; a larger gap → :class:`RjcmaError`."""
     if n_rows <= 0:
         raise RjcmaError(f"{source}: no annotation rows to align {n_frames} frames to")
@@ -476,7 +472,35 @@ def find_corpus(
     ann_root = _part_root(annotations_root, root, "annotations_root")
     face_root = _part_root(faces_root, root, "faces_root")
     vid_root = _part_root(videos_root, root, "videos_root")
+    ann_dir = _the_annotation_dir(ann_root)
+    notes: list[str] = []
+    labelled = _labelled_trials(ann_dir, notes)
+    test_list = _find_test_list(*dict.fromkeys([root, ann_root]))
+    test_names = read_test_list(test_list) if test_list else []
+    clash = [n for n in test_names if n in labelled]
+    if clash:
+        raise RjcmaError(
+            f"{test_list}: test trial {clash[0]!r} also has an annotation file ({labelled[clash[0]][1]}); "
+            f"the test list and the annotation folders are from different releases"
+        )
 
+    face_roots, faces = _find_face_folders(face_root)
+    videos = _find_videos(vid_root)
+    subjects = read_subject_map(subject_map) if subject_map else {}
+    trials: list[Trial] = []
+    entries = [(n, p, f) for n, (p, f) in labelled.items()] + [(n, "test", None) for n in test_names]
+    for name, partition, ann in entries:
+        stem = video_stem_of(name)
+        trials.append(Trial(name=name, partition=partition, annotation=ann, faces_dir=faces.get(name),
+                            video=videos.get(stem) or videos.get(name), video_stem=stem,
+                            subject=subjects.get(name, stem)))
+    notes += _missing_notes(trials, vid_root, subjects, subject_map)
+    return Corpus(root=root, trials=trials, annotations_dir=ann_dir, faces_dirs=face_roots, videos_root=vid_root,
+                  test_list=test_list, notes=notes)
+
+
+def _the_annotation_dir(ann_root: Path) -> Path:
+    """The one VA_Estimation_Challenge folder below ``ann_root``; an error when there is none or several."""
     ann_dirs = _find_annotation_dirs(ann_root)
     if not ann_dirs:
         raise RjcmaError(
@@ -490,9 +514,11 @@ def find_corpus(
             f"{ann_root}: {len(ann_dirs)} '{ANNOTATION_DIR}' folders found ({shown}); set data.annotations_root to "
             f"the one to use"
         )
-    ann_dir = ann_dirs[0]
+    return ann_dirs[0]
 
-    notes: list[str] = []
+
+def _labelled_trials(ann_dir: Path, notes: list[str]) -> dict[str, tuple[str, Path]]:
+    """``{trial: (partition, annotation file)}`` of Train_Set and Validation_Set; a missing folder is noted."""
     labelled: dict[str, tuple[str, Path]] = {}
     for sub, partition in PARTITION_DIRS.items():
         folder = ann_dir / sub
@@ -508,36 +534,12 @@ def find_corpus(
             labelled[f.stem] = (partition, f)
     if not labelled:
         raise RjcmaError(f"{ann_dir}: Train_Set/Validation_Set hold no .txt annotation files")
+    return labelled
 
-    test_list = _find_test_list(*dict.fromkeys([root, ann_root]))
-    test_names = read_test_list(test_list) if test_list else []
-    clash = [n for n in test_names if n in labelled]
-    if clash:
-        raise RjcmaError(
-            f"{test_list}: test trial {clash[0]!r} also has an annotation file ({labelled[clash[0]][1]}); "
-            f"the test list and the annotation folders are from different releases"
-        )
 
-    face_roots, faces = _find_face_folders(face_root)
-    videos = _find_videos(vid_root)
-    subjects = read_subject_map(subject_map) if subject_map else {}
-
-    trials: list[Trial] = []
-    entries = [(n, p, f) for n, (p, f) in labelled.items()] + [(n, "test", None) for n in test_names]
-    for name, partition, ann in entries:
-        stem = video_stem_of(name)
-        video = videos.get(stem) or videos.get(name)
-        trials.append(
-            Trial(
-                name=name,
-                partition=partition,
-                annotation=ann,
-                faces_dir=faces.get(name),
-                video=video,
-                video_stem=stem,
-                subject=subjects.get(name, stem),
-            )
-        )
+def _missing_notes(trials: list[Trial], vid_root: Path, subjects: dict[str, str], subject_map: str | Path) -> list[str]:
+    """What the reader noticed: trials without a video or a face folder, subject-map rows for unknown trials."""
+    notes: list[str] = []
     no_video = [t.name for t in trials if t.video is None]
     no_faces = [t.name for t in trials if t.faces_dir is None]
     if no_video:
@@ -547,15 +549,7 @@ def find_corpus(
     unknown = sorted(set(subjects) - {t.name for t in trials})
     if unknown:
         notes.append(f"subject map {subject_map}: {len(unknown)} trial(s) not in the corpus (e.g. {unknown[0]})")
-    return Corpus(
-        root=root,
-        trials=trials,
-        annotations_dir=ann_dir,
-        faces_dirs=face_roots,
-        videos_root=vid_root,
-        test_list=test_list,
-        notes=notes,
-    )
+    return notes
 
 
 def _part_root(value: str | Path, root: Path, name: str) -> Path:
@@ -567,7 +561,7 @@ def _part_root(value: str | Path, root: Path, name: str) -> Path:
     return p
 
 
-def load_corpus(cfg: "Config") -> Corpus:
+def load_corpus(cfg: Config) -> Corpus:
     """:func:`find_corpus` with the paths of ``cfg.data``.
 
     The subject map is ``data.subject_map`` when set, else ``subject_map.csv`` at the corpus root when present

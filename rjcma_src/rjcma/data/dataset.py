@@ -1,4 +1,4 @@
-"""Torch dataset of K-frame windows read from the feature store (DESIGN §3, paper §4.2.1–4.2.2).
+"""Torch dataset of K-frame windows read from the feature store (the book's chapter *Data format*, paper §4.2.1–4.2.2).
 
 One item is one window ``(trial, start)`` of K = ``cfg.data.seq_len`` frames (stride ``cfg.data.stride``, the last
 window aligned to the end, short trials padded and masked). Two input modes read the same store:
@@ -10,7 +10,7 @@ window aligned to the end, short trials padded and masked). Two input modes read
 
 Text features are standardised (mean 0, std 1 per dimension, paper §4.2.2) with statistics computed on the
 TRAINING trials only and handed to the validation/test datasets (``text_stats=train_ds.text_stats``); the
-released code normalises each partition with its own statistics (FACTS §2, defect 7).
+released code normalises each partition with its own statistics (the book's chapter *Paper vs released code*).
 
 Every item also carries ``"labels"`` (K, 2) [valence, arousal] with NaN where unannotated or padded, ``"mask"``
 (K,) False on padding, ``"trial"`` and ``"start"``. Store arrays are opened memory-mapped, lazily, once per worker
@@ -27,14 +27,15 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from rjcma.config import Config
+from rjcma.data.store import Store, feature_key
+from rjcma.data.windows import take_window, window_starts
 from rjcma.errors import RjcmaError
 
 CROP = 40  # random/centre crop of the 48x48 faces (paper §4.2.2)
 
 
 def _store(store: Any):
-    from rjcma.data.store import Store
-
     return store if isinstance(store, Store) else Store(Path(store))
 
 
@@ -65,14 +66,11 @@ class WindowDataset(Dataset):
         self,
         store: Any,
         trial_names: list[str],
-        cfg: Any,
+        cfg: Config,
         train: bool,
         text_stats: dict[str, np.ndarray] | None = None,
         modalities: list[str] | None = None,
     ) -> None:
-        from rjcma.data.store import feature_key
-        from rjcma.data.windows import window_starts
-
         self.store = _store(store)
         self.cfg = cfg
         self.train = bool(train)
@@ -97,7 +95,7 @@ class WindowDataset(Dataset):
                 if not self.train:
                     raise RjcmaError(
                         "text features of validation/test must be standardised with the TRAINING statistics: pass "
-                        "text_stats=train_dataset.text_stats (paper §4.2.2; FACTS §2 defect 7)"
+                        "text_stats=train_dataset.text_stats (paper §4.2.2)"
                     )
                 text_stats = compute_text_stats(self.store, self.trials, self.keys["text"])
             self.text_stats = {k: np.asarray(v, dtype=np.float32) for k, v in text_stats.items()}
@@ -131,14 +129,12 @@ class WindowDataset(Dataset):
 
     # ---- items ---------------------------------------------------------------------------------
     def __getitem__(self, i: int) -> dict[str, Any]:
-        from rjcma.data.windows import take_window
-
         name, start = self.index[i]
         K = self.K
         item: dict[str, Any] = {"trial": name, "start": start}
         if self.store.has(name, "labels"):
-            labels, mask = take_window(np.asarray(self._arr(name, "labels"), dtype=np.float32), start, K)
-            labels = np.where(mask[:, None], labels, np.nan).astype(np.float32)  # (K, 2), NaN on padding
+            labels, mask = take_window(self._arr(name, "labels"), start, K)  # cut first: reads only the window
+            labels = np.where(mask[:, None], labels.astype(np.float32), np.nan).astype(np.float32)  # (K, 2), NaN on padding
         else:  # test trials: no labels
             _, mask = take_window(np.zeros((self.lengths[name], 1), np.float32), start, K)
             labels = np.full((K, 2), np.nan, np.float32)
@@ -150,7 +146,8 @@ class WindowDataset(Dataset):
         else:
             mods = self.modalities
         for m in mods:
-            x, _ = take_window(np.asarray(self._arr(name, self.keys[m]), dtype=np.float32), start, K)  # (K, d_m)
+            x, _ = take_window(self._arr(name, self.keys[m]), start, K)  # (K, d_m), only the window is read
+            x = x.astype(np.float32)
             if m == "text" and self.text_stats is not None:
                 x = (x - self.text_stats["mean"]) / self.text_stats["std"]
                 x = np.where(np.asarray(mask)[:, None], x, 0.0)  # padding stays zero
@@ -158,12 +155,10 @@ class WindowDataset(Dataset):
         return item
 
     def _end2end(self, name: str, start: int) -> dict[str, torch.Tensor]:
-        from rjcma.data.windows import take_window
-
         K = self.K
         out: dict[str, torch.Tensor] = {}
         if "visual" in self.modalities:
-            faces, _ = take_window(np.asarray(self._arr(name, "faces")), start, K)  # (K, 48, 48, 3) uint8
+            faces, _ = take_window(self._arr(name, "faces"), start, K)  # (K, 48, 48, 3) uint8
             H, W = faces.shape[1:3]
             if self.train:
                 rng = np.random.default_rng([self.seed, self.epoch, start, zlib.crc32(name.encode())])
@@ -177,7 +172,8 @@ class WindowDataset(Dataset):
             x = np.ascontiguousarray(x.transpose(0, 3, 1, 2), dtype=np.float32) / 255.0  # (K, 3, 40, 40)
             out["faces"] = torch.from_numpy((x - 0.5) / 0.5)
         if "audio" in self.modalities:
-            lm, _ = take_window(np.asarray(self._arr(name, "logmel"), dtype=np.float32), start, K)  # (K, 96, 64)
+            lm, _ = take_window(self._arr(name, "logmel"), start, K)  # (K, 96, 64), only the window is read
+            lm = lm.astype(np.float32)
             out["logmel"] = torch.from_numpy(np.ascontiguousarray(lm[:, None]))  # (K, 1, 96, 64)
         return out
 
@@ -201,7 +197,7 @@ def _worker_init(worker_id: int) -> None:
     np.random.seed(seed)
 
 
-def make_loader(ds: WindowDataset, cfg: Any, train: bool, epoch: int = 0, batch_size: int | None = None) -> DataLoader:
+def make_loader(ds: WindowDataset, cfg: Config, train: bool, epoch: int = 0, batch_size: int | None = None) -> DataLoader:
     """DataLoader with worker processes; the shuffle order depends only on (seed, epoch) so resumes repeat it."""
     ds.set_epoch(epoch)
     g = torch.Generator()

@@ -1,4 +1,4 @@
-"""Six cross-validation folds over the train and validation trials (paper §4.2.2, Table 1; FACTS §5).
+"""Six cross-validation folds over the train and validation trials (paper §4.2.2, Table 1).
 
 Fold 0 is the official split: train on ``Train_Set``, validate on ``Validation_Set``. Folds 1…5 re-partition
 train + validation. Both schemes cut the train trials into ``num_folds − 1`` chunks and keep the official
@@ -6,11 +6,12 @@ validation set as one more chunk; fold f validates on train chunk ``(C − f) mo
 trains on every other chunk, the official validation set included — the rotation of the released code, which
 rolls the list of six chunks by f and validates on the last one.
 
-``released``
+``released`` (the paper profile's default)
     The released code's chunks: train trials sorted by name, cut in order into 5 chunks of ⌊n/5⌋ trials (the
-    last takes the remainder). It ignores subjects, so the two sides of a ``_left``/``_right`` video can land on
-    both sides of a fold (FACTS §2, defect 9).
-``subject`` (default)
+    last takes the remainder). Only these folds are the paper's folds, so the paper profile uses them and Table 1
+    names the scheme. They ignore subjects, so the two sides of a ``_left``/``_right`` video can land on both
+    sides of a fold (the book's chapters *Paper vs released code* and *Reproducing on Aff-Wild2*).
+``subject`` (the default of the config and the demo)
     Trials are first grouped so that a group is never split: the two sides of one video, and every trial that
     the subject map lists under one subject, form one group. Groups touching the official validation set form
     the validation chunk; the other groups are dealt, largest first, to the chunk holding the fewest frames
@@ -28,13 +29,13 @@ import hashlib
 import json
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from rjcma import __version__
+from rjcma.config import Config, load_config
+from rjcma.data.abaw import Corpus, label_lengths, load_corpus, read_subject_map
 from rjcma.errors import RjcmaError
-
-if TYPE_CHECKING:  # pragma: no cover
-    from rjcma.config import Config
-    from rjcma.data.abaw import Corpus
+from rjcma.io import atomic_write_json
 
 Folds = dict[int, dict[str, list[str]]]
 SCHEMES = ("subject", "released")
@@ -42,7 +43,7 @@ FORMAT_VERSION = 1
 
 
 def make_folds(
-    corpus: "Corpus",
+    corpus: Corpus,
     scheme: str = "subject",
     num_folds: int = 6,
     subject_map: str | Path = "",
@@ -54,15 +55,13 @@ def make_folds(
 
 
 def _build(
-    corpus: "Corpus",
+    corpus: Corpus,
     scheme: str,
     num_folds: int,
     subject_map: str | Path,
     balance: str,
     lengths: dict[str, int] | None,
 ) -> tuple[Folds, list[str]]:
-    from rjcma.data.abaw import label_lengths, read_subject_map
-
     if scheme not in SCHEMES:
         raise RjcmaError(f"unknown fold scheme {scheme!r}; use one of {', '.join(SCHEMES)}")
     if balance not in ("frames", "trials"):
@@ -173,7 +172,7 @@ def _subject_chunks(
 # ---------------------------------------------------------------------------------------------------------------
 # Written once, reused
 # ---------------------------------------------------------------------------------------------------------------
-def folds_path(cfg: "Config") -> Path:
+def folds_path(cfg: Config) -> Path:
     return Path(cfg.data.folds_file) if cfg.data.folds_file else Path(cfg.data.store) / "folds.json"
 
 
@@ -190,12 +189,9 @@ def _file_digest(path: str | Path) -> str:
         raise RjcmaError(f"{path}: subject map not found; fix data.subject_map or leave it empty") from None
 
 
-def load_or_make_folds(corpus: "Corpus", cfg: "Config", balance: str = "frames") -> Folds:
+def load_or_make_folds(corpus: Corpus, cfg: Config, balance: str = "frames") -> Folds:
     """The folds of ``cfg`` (scheme, count, subject map): read from the folds file when it exists and was made
     for the same scheme, fold count and trials; otherwise made and written atomically."""
-    from rjcma import __version__
-    from rjcma.io import atomic_write_json
-
     d = cfg.data
     path = folds_path(cfg)
     pool = sorted(t.name for t in corpus.trials if t.partition in ("train", "validation"))
@@ -251,10 +247,8 @@ def load_or_make_folds(corpus: "Corpus", cfg: "Config", balance: str = "frames")
 # ---------------------------------------------------------------------------------------------------------------
 # The table of the book
 # ---------------------------------------------------------------------------------------------------------------
-def fold_table(folds: Folds, corpus: "Corpus", lengths: dict[str, int] | None = None) -> list[dict[str, Any]]:
+def fold_table(folds: Folds, corpus: Corpus, lengths: dict[str, int] | None = None) -> list[dict[str, Any]]:
     """One row per fold: trials, subjects and frames on each side."""
-    from rjcma.data.abaw import label_lengths
-
     lengths = lengths if lengths is not None else label_lengths(corpus)
     subject = {t.name: t.subject for t in corpus.trials}
     rows = []
@@ -274,7 +268,7 @@ def fold_table(folds: Folds, corpus: "Corpus", lengths: dict[str, int] | None = 
     return rows
 
 
-def straddling(folds: Folds, corpus: "Corpus") -> dict[int, list[str]]:
+def straddling(folds: Folds, corpus: Corpus) -> dict[int, list[str]]:
     """Per fold, the subjects or videos found on both sides (empty lists for a subject-aware fold)."""
     out = {}
     by_name = {t.name: t for t in corpus.trials}
@@ -312,9 +306,6 @@ def add_folds_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run_folds(args: argparse.Namespace) -> int:
-    from rjcma.config import load_config
-    from rjcma.data.abaw import label_lengths, load_corpus
-
     cfg = load_config(args.profile, args.set)
     if args.scheme:
         cfg = cfg.replace(fold_scheme=args.scheme)

@@ -1,4 +1,4 @@
-"""The per-trial feature store (DESIGN §3): plain files, written atomically, read memory-mapped.
+"""The per-trial feature store (the book's chapter *Data format*): plain files, written atomically, read memory-mapped.
 
 Layout, per trial ``STORE/<trial>/`` (N = annotation rows)::
 
@@ -23,13 +23,15 @@ from typing import Any
 import numpy as np
 
 from rjcma.errors import RjcmaError
+from rjcma.config import Config
+from rjcma.data.words import read_words_csv
 from rjcma.io import atomic_save_npy, atomic_write_json, load_npy
 
 ARRAY_KEYS = ("faces", "face_mask", "logmel", "labels")
 TEXT_KEY = "bert"
 
 
-def feature_key(cfg, modality: str) -> str:
+def feature_key(cfg: Config, modality: str) -> str:
     """Store key of the cached encoder features of ``modality``: "ir50"/"resnet50", "vggish" or "bert"."""
     if modality == "visual":
         return cfg.preprocess.visual_encoder
@@ -105,8 +107,6 @@ class Store:
     def load(self, name: str, key: str, mmap: bool = True):
         """Array ``key`` of trial ``name`` (memory-mapped by default); ``key="words"`` gives the word list."""
         if key == "words":
-            from rjcma.preprocess.text import read_words_csv
-
             return read_words_csv(self.path(name, "words"))
         if key == "meta":
             return self.meta(name)

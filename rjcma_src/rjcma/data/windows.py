@@ -1,4 +1,4 @@
-"""Windows of K frames over a trial, and their merge back to one value per frame (paper §4.2.1; FACTS §5).
+"""Windows of K frames over a trial, and their merge back to one value per frame (paper §4.2.1).
 
 A trial of n frames is cut into windows of K frames (K = ``cfg.K``, 300 in the paper) starting every ``stride``
 frames (200), plus one window aligned to the end (start n − K) when the regular starts miss the last frames.

@@ -2,7 +2,8 @@
 
 Every fusion module here (and the attention fusions wrapped in :mod:`rjcma.models.rjcma`) has one interface:
 ``fusion(xs) -> (B, K, out_dim)`` where ``xs`` is a list of per-modality TCN outputs ``(B, K, d_m)`` in the order
-the module was built with, and ``fusion.out_dim`` is the width the MLP head receives.
+the module was built with, and ``fusion.out_dim`` is the width the MLP head receives; ``fusion(xs, return_all=True)``
+returns ``(out, features, maps)``, the attended features and maps per iteration (empty lists for these baselines).
 """
 
 from __future__ import annotations
@@ -32,9 +33,9 @@ class UnimodalFusion(nn.Module):
         self.dims = [int(dim)]
         self.out_dim = int(dim)
 
-    def forward(self, xs: Sequence[torch.Tensor]) -> torch.Tensor:
+    def forward(self, xs: Sequence[torch.Tensor], return_all: bool = False):
         _check(xs, self.dims, "UnimodalFusion")
-        return xs[0]  # (B, K, d_m)
+        return (xs[0], [], []) if return_all else xs[0]  # (B, K, d_m)
 
 
 class ConcatFusion(nn.Module):
@@ -45,9 +46,10 @@ class ConcatFusion(nn.Module):
         self.dims = [int(d) for d in dims]
         self.out_dim = sum(self.dims)
 
-    def forward(self, xs: Sequence[torch.Tensor]) -> torch.Tensor:
+    def forward(self, xs: Sequence[torch.Tensor], return_all: bool = False):
         _check(xs, self.dims, "ConcatFusion")
-        return torch.cat(list(xs), dim=-1)  # (B, K, d)
+        out = torch.cat(list(xs), dim=-1)  # (B, K, d)
+        return (out, [], []) if return_all else out
 
 
 class LeaderFollowerFusion(nn.Module):
@@ -78,7 +80,7 @@ class LeaderFollowerFusion(nn.Module):
         self.norm = nn.LayerNorm([len(self.dims), attn_dim])
         self.out_dim = self.dims[self.leader] + len(self.dims) * attn_dim
 
-    def forward(self, xs: Sequence[torch.Tensor], return_scores: bool = False):
+    def forward(self, xs: Sequence[torch.Tensor], return_scores: bool = False, return_all: bool = False):
         _check(xs, self.dims, "LeaderFollowerFusion")
         Q = torch.stack([f(x) for f, x in zip(self.query, xs)], dim=-2)  # (B, K, M, a)
         Kt = torch.stack([f(x) for f, x in zip(self.key, xs)], dim=-2)  # (B, K, M, a)
@@ -87,4 +89,6 @@ class LeaderFollowerFusion(nn.Module):
         follower = self.norm(scores @ V + V)  # (B, K, M, a)
         B, K = follower.shape[:2]
         out = torch.cat([xs[self.leader], follower.reshape(B, K, -1)], dim=-1)  # (B, K, d_lead + M a)
+        if return_all:
+            return out, [], []
         return (out, scores) if return_scores else out

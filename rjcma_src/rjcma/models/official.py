@@ -1,6 +1,6 @@
 """The fusion as the released code computes it (praveena2j/RJCMA at 489f33d, ``DCNLayer``), written anew.
 
-The paper (§3.4) and the released implementation differ (FACTS §3); this module reproduces the released
+The paper (§3.4) and the released implementation differ (the book's chapter *Paper vs released code*); this module reproduces the released
 computation so both can be trained and compared, and so a released checkpoint's fusion weights load unchanged:
 ``ReleasedFusion(dims).state_dict()`` has exactly the keys and shapes of the released ``DCNLayer``.
 
@@ -143,7 +143,7 @@ class _ReleasedSubLayer(nn.Module):
 
 
 class ReleasedFusion(nn.Module):
-    """What the released ``DCNLayer(dims..., num_layers, dropout)`` computes (see module docstring; FACTS §3).
+    """What the released ``DCNLayer(dims..., num_layers, dropout)`` computes (see module docstring).
 
     ``fusion(xs)`` takes a list of ``(B, K, d_m)`` tensors (released order: visual, audio, text) and returns
     the list of fused features, same shapes. ``fusion(xs, return_all=True)`` also returns

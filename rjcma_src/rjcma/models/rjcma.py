@@ -1,4 +1,4 @@
-"""The whole model, built from the config (paper §3, Fig. 1; DESIGN §4).
+"""The whole model, built from the config (paper §3, Fig. 1).
 
 ```
 inputs[m] (B, K, d_m) ─[encoder_m]─► TCN_m ─► BatchNorm1d ─► fusion ─► MLP head ─► tanh ─► pred (B, K, n_targets)
@@ -6,8 +6,9 @@ inputs[m] (B, K, d_m) ─[encoder_m]─► TCN_m ─► BatchNorm1d ─► fusio
 
 * ``TCN_m``: :class:`rjcma.models.tcn.TemporalConvNet` with widths ``cfg.model.tcn_<m>``, kernel
   ``cfg.model.tcn_kernel``, dropout ``cfg.model.tcn_dropout``; followed by ``BatchNorm1d`` on its last width, as in
-  the released code (FACTS §4).
-* fusion, chosen by ``cfg.model.fusion`` (one of :data:`rjcma.config.FUSIONS`):
+  the released code (the book's chapter *Paper vs released code*).
+* fusion, chosen by ``cfg.model.fusion``: a row of the registry :data:`rjcma.fusions.FUSIONS` (its modalities and
+  the kind of module, ``Fusion.builder``; :data:`FUSION_BUILDERS` below maps each kind to a constructor):
 
   ===================  ==============================================================  =======================
   string               module                                                          modalities
@@ -23,7 +24,7 @@ inputs[m] (B, K, d_m) ─[encoder_m]─► TCN_m ─► BatchNorm1d ─► fusio
   ===================  ==============================================================  =======================
 
 * head: ``Linear(out_dim, head_hidden) → BatchNorm1d → LeakyReLU → Dropout(head_dropout) → Linear(head_hidden,
-  n_targets) → tanh`` (the released head, FACTS §3), one output per entry of ``cfg.targets``.
+  n_targets) → tanh`` (the released head), one output per entry of ``cfg.targets``.
 
 The model builds TCNs only for the modalities its fusion uses, and reads only those inputs.
 
@@ -33,47 +34,40 @@ d_m = ``cfg.model.<m>_dim``. **End-to-end mode**: pass ``encoders={"visual": ir5
 ``(N, 3, 40, 40) → (N, 512)``); the model flattens ``(B, K, ...)`` to ``(B·K, ...)``, runs the encoder and
 reshapes to ``(B, K, d_m)``. An encoded modality's input may be given under its modality name or under the store's
 raw key (:data:`RAW_INPUT_KEYS`: ``faces``, ``logmel``). Encoders whose parameters are all frozen are kept in
-eval mode by :meth:`RJCMAModel.train` (FACTS §2 defect 8), and so are frozen BatchNorm layers inside partly
-released encoders (gradual release, FACTS §5).
+eval mode by :meth:`RJCMAModel.train` (the released code let their batch-norm statistics drift: the book's chapter
+*Paper vs released code*), and so are frozen BatchNorm layers inside partly released encoders (gradual release,
+paper §4.2.2). :func:`keep_frozen_in_eval` is the one place that rule is written; the training loop calls it too.
 """
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import torch
 from torch import Tensor, nn
 
 from rjcma.config import MODALITIES, Config
+from rjcma.fusions import FUSIONS, LEADER, RELEASED_ORDER, Fusion  # noqa: F401 - LEADER/RELEASED_ORDER re-exported
+from rjcma.models.attention import RecursiveJointCrossModalAttention
 from rjcma.models.baselines import ConcatFusion, LeaderFollowerFusion, UnimodalFusion
+from rjcma.models.official import ReleasedFusion
 from rjcma.models.tcn import TemporalConvNet
 
-# Store keys of the raw inputs of an end-to-end modality (DESIGN §3 / the dataset's end2end items).
+# Store keys of the raw inputs of an end-to-end modality (the book's chapter Data format; the dataset's end2end items).
 RAW_INPUT_KEYS: dict[str, str] = {"visual": "faces", "audio": "logmel", "text": "text"}
-RELEASED_ORDER = ("visual", "audio", "text")  # modality order of the released DCNLayer (official.py)
-LEADER = "visual"  # leader of the leader-follower baseline (released LeaderFollowerAttentionNetwork)
+
+
+def fusion_spec(cfg: Config) -> Fusion:
+    """The registry row of ``cfg.model.fusion``."""
+    try:
+        return FUSIONS[cfg.model.fusion]
+    except KeyError:
+        raise ValueError(f"unknown fusion {cfg.model.fusion!r}; choose one of {', '.join(FUSIONS)}") from None
 
 
 def fusion_modalities(cfg: Config) -> list[str]:
     """The modalities, in order, that ``cfg.model.fusion`` uses."""
-    fusion = cfg.model.fusion
-    mods = list(cfg.model.modalities)
-    if fusion in ("rjcma", "concat", "leader-follower"):
-        if fusion != "concat" and len(mods) < 2:
-            raise ValueError(f"fusion {fusion!r} needs at least two modalities; cfg.model.modalities = {mods}")
-        if fusion == "leader-follower" and LEADER not in mods:
-            raise ValueError(f"fusion 'leader-follower' needs the leader {LEADER!r} in cfg.model.modalities = {mods}")
-        return mods
-    if fusion == "rjcma-released":
-        return list(RELEASED_ORDER)  # the released DCNLayer is three-way, called as (video, logmel, bert)
-    if fusion in ("jca", "rjca"):
-        return ["audio", "visual"]
-    if fusion.startswith("unimodal:"):
-        m = fusion.split(":", 1)[1]
-        if m not in MODALITIES:
-            raise ValueError(f"unknown modality in fusion {fusion!r}; choose one of {MODALITIES}")
-        return [m]
-    raise ValueError(f"unknown fusion {fusion!r}")
+    return fusion_spec(cfg).modalities_for(cfg.model.modalities)
 
 
 class JointAttentionFusion(nn.Module):
@@ -81,8 +75,6 @@ class JointAttentionFusion(nn.Module):
 
     def __init__(self, dims: Sequence[int], seq_len: int, num_iterations: int, share_weights: bool) -> None:
         super().__init__()
-        from rjcma.models.attention import RecursiveJointCrossModalAttention
-
         self.rec = RecursiveJointCrossModalAttention(dims, seq_len, num_iterations, share_weights)
         self.out_dim = sum(int(d) for d in dims)
 
@@ -100,8 +92,6 @@ class ReleasedFusionAdapter(nn.Module):
 
     def __init__(self, dims: Sequence[int], seq_len: int, num_layers: int, dropout: float) -> None:
         super().__init__()
-        from rjcma.models.official import ReleasedFusion
-
         self.released = ReleasedFusion(list(dims), seq_len=seq_len, num_layers=num_layers, dropout=dropout)
         self.out_dim = sum(int(d) for d in dims)
 
@@ -130,7 +120,7 @@ class FrameEncoder(nn.Module):
 
 
 class Head(nn.Module):
-    """MLP head: Linear → BatchNorm1d → LeakyReLU → Dropout → Linear → tanh (FACTS §3, released head)."""
+    """MLP head: Linear → BatchNorm1d → LeakyReLU → Dropout → Linear → tanh (the released head)."""
 
     def __init__(self, in_dim: int, hidden: int, n_out: int, dropout: float = 0.0) -> None:
         super().__init__()
@@ -177,21 +167,8 @@ class RJCMAModel(nn.Module):
         )
         self.bn = nn.ModuleDict({m: nn.BatchNorm1d(self.tcn[m].out_dim) for m in self.modalities})
         dims = [self.tcn[m].out_dim for m in self.modalities]
-        f = mc.fusion
-        if f == "rjcma":
-            self.fusion: nn.Module = JointAttentionFusion(dims, cfg.K, mc.num_iterations, mc.share_weights)
-        elif f == "rjca":
-            self.fusion = JointAttentionFusion(dims, cfg.K, mc.num_iterations, mc.share_weights)
-        elif f == "jca":
-            self.fusion = JointAttentionFusion(dims, cfg.K, 1, False)
-        elif f == "rjcma-released":
-            self.fusion = ReleasedFusionAdapter(dims, cfg.K, mc.released_layers, mc.released_dropout)
-        elif f == "concat":
-            self.fusion = ConcatFusion(dims)
-        elif f == "leader-follower":
-            self.fusion = LeaderFollowerFusion(dims, leader=self.modalities.index(LEADER))
-        else:  # unimodal:<m>
-            self.fusion = UnimodalFusion(dims[0])
+        spec = fusion_spec(cfg)
+        self.fusion: nn.Module = FUSION_BUILDERS[spec.builder](spec, dims, cfg, self.modalities)
         self.head = Head(self.fusion.out_dim, mc.head_hidden, len(self.targets), mc.head_dropout)
 
     # ---- inputs ----------------------------------------------------------------------------------
@@ -255,10 +232,7 @@ class RJCMAModel(nn.Module):
             x = self.tcn[m](x.float())  # (B, K, c_m)
             x = self.bn[m](x.transpose(1, 2)).transpose(1, 2)  # BatchNorm1d over channels
             xs.append(x)
-        if isinstance(self.fusion, (JointAttentionFusion, ReleasedFusionAdapter)):
-            fused, features, maps = self.fusion(xs, return_all=True)
-        else:
-            fused, features, maps = self.fusion(xs), [], []
+        fused, features, maps = self.fusion(xs, return_all=True)  # every fusion: (out, features, maps)
         pred = self.head(fused)  # (B, K, n_targets) in [-1, 1]
         return {"pred": pred, "features": features, "maps": maps, "tcn": xs}
 
@@ -268,15 +242,7 @@ class RJCMAModel(nn.Module):
         super().train(mode)
         if mode:
             for enc in self.encoders.values():
-                params = list(enc.parameters())
-                if params and not any(p.requires_grad for p in params):
-                    enc.eval()
-                    continue
-                for mod in enc.modules():
-                    if isinstance(mod, nn.modules.batchnorm._BatchNorm):
-                        ps = list(mod.parameters(recurse=False))
-                        if ps and not any(p.requires_grad for p in ps):
-                            mod.eval()
+                keep_frozen_in_eval(enc)
         return self
 
     # ---- optimisation ----------------------------------------------------------------------------
@@ -329,6 +295,38 @@ class RJCMAModel(nn.Module):
         ]
         lines += [f"{k:<{w}}  {n:>12,}  {t:>12,}" for k, (n, t) in rows.items()]
         return "\n".join(lines)
+
+
+def keep_frozen_in_eval(encoder: nn.Module) -> None:
+    """Put a frozen encoder (no trainable parameter) in eval mode, and inside a partly released one every BatchNorm
+    whose own parameters are frozen (or that has none): their running statistics must not drift while the layers
+    around them train."""
+    if not any(p.requires_grad for p in encoder.parameters()):
+        encoder.eval()
+        return
+    for mod in encoder.modules():
+        if isinstance(mod, nn.modules.batchnorm._BatchNorm):
+            own = list(mod.parameters(recurse=False))
+            if not own or not any(p.requires_grad for p in own):
+                mod.eval()
+
+
+def _joint_attention(spec: Fusion, dims: list[int], cfg: Config, mods: list[str]) -> nn.Module:
+    mc = cfg.model
+    if spec.iterations is not None:  # JCA: one block, never shared (its parameter names are those of l = 1)
+        return JointAttentionFusion(dims, cfg.K, spec.iterations, False)
+    return JointAttentionFusion(dims, cfg.K, mc.num_iterations, mc.share_weights)
+
+
+# kind of fusion module (rjcma.fusions.Fusion.builder) -> constructor(spec, TCN widths, config, modalities)
+FUSION_BUILDERS: dict[str, Callable[[Fusion, list[int], Config, list[str]], nn.Module]] = {
+    "joint-attention": _joint_attention,
+    "released": lambda spec, dims, cfg, mods: ReleasedFusionAdapter(dims, cfg.K, cfg.model.released_layers,
+                                                                   cfg.model.released_dropout),
+    "concat": lambda spec, dims, cfg, mods: ConcatFusion(dims),
+    "leader-follower": lambda spec, dims, cfg, mods: LeaderFollowerFusion(dims, leader=mods.index(LEADER)),
+    "unimodal": lambda spec, dims, cfg, mods: UnimodalFusion(dims[0]),
+}
 
 
 def build_model(cfg: Config, encoders: Mapping[str, nn.Module] | None = None) -> RJCMAModel:

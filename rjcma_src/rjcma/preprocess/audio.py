@@ -3,11 +3,12 @@
 Paper §4.2.1 (audio modality): the released preprocessing extracts the track with ``ffmpeg -ac 1 -ar 16000``
 (16-bit mono), computes the VGGish log-mel spectrogram and cuts one 0.96 s patch per video frame. Here:
 
-* :func:`load_audio` decodes any container/codec PyAV reads, downmixes and resamples to 16 kHz signed 16-bit with
-  libswresample (what ffmpeg's ``-ac 1 -ar 16000`` uses), and returns float32 samples / 32768. A video without an
-  audio track gives silence of the video's length and a warning.
-* :func:`log_mel` is the VGGish front end (FACTS §2): periodic Hann window of 400 samples (25 ms), hop 160 (10 ms),
-  FFT 512, magnitude, 64 HTK mel bands 125-7500 Hz (the DC bin carries no weight), ``log(mel + 0.01)``.
+* :func:`load_audio` decodes any container/codec PyAV reads (the resilient decoder of
+  :mod:`rjcma.preprocess.decode`: broken packets become silence and are counted), downmixes and resamples to 16 kHz
+  signed 16-bit with libswresample (what ffmpeg's ``-ac 1 -ar 16000`` uses), and returns float32 samples / 32768. A
+  video without an audio track gives silence of the video's length and a warning.
+* :func:`log_mel` is the VGGish front end (as VGGish was trained): periodic Hann window of 400 samples (25 ms),
+  hop 160 (10 ms), FFT 512, magnitude, 64 HTK mel bands 125-7500 Hz (the DC bin carries no weight), ``log(mel + 0.01)``.
   Input at another rate is resampled to 16 kHz first.
 * :func:`frame_patches` gives patch i the log-mel frames starting at round(i * 100 / fps): the 0.96 s after the
   frame's time i / fps. Patches that would run past the end repeat the last full patch.
@@ -39,43 +40,37 @@ class NoAudioWarning(UserWarning):
     """The video has no audio track; silence is used instead."""
 
 
-def load_audio(path: str | Path, sample_rate: int = SAMPLE_RATE, duration: float | None = None) -> np.ndarray:
-    """Decode the first audio stream of ``path`` to mono float32 at ``sample_rate`` (samples / 32768).
+def load_audio(path: str | Path, sample_rate: int = SAMPLE_RATE, duration: float | None = None,
+               counts=None) -> np.ndarray:
+    """Decode the audio of ``path`` to mono float32 at ``sample_rate`` (samples / 32768) with the resilient decoder
+    (:mod:`rjcma.preprocess.decode`: the default stream of several, broken packets replaced by silence and counted
+    in ``counts``, a :class:`~rjcma.preprocess.decode.DecodeCounts`).
 
     Without an audio stream: zeros of ``duration`` seconds (the video's length when not given) and a
     :class:`NoAudioWarning`. Unreadable files raise :class:`RjcmaError` naming the file.
     """
-    import av
+    from rjcma.preprocess.decode import DecodeCounts, decode_audio, open_container
 
     path = Path(path)
     if not path.is_file():
         raise RjcmaError(f"{path}: video file not found")
-    try:
-        container = av.open(str(path))
-    except Exception as e:  # av.error.* (invalid data, unknown format ...)
-        raise RjcmaError(f"{path}: cannot be read as audio/video ({_short(e)}); check the file is a complete video") from e
-    with container:
-        streams = [s for s in container.streams if s.type == "audio"]
+    with open_container(path) as container:
+        streams = list(container.streams.audio)
         if not streams:
             if duration is None:
                 duration = _container_duration(container)
-            warnings.warn(f"{path}: no audio track; using {duration:.2f} s of silence", NoAudioWarning, stacklevel=2)
-            return np.zeros(int(round(duration * sample_rate)), dtype=np.float32)
-        stream = streams[0]
-        resampler = av.AudioResampler(format="s16", layout="mono", rate=sample_rate)
-        chunks: list[np.ndarray] = []
-        try:
-            for frame in container.decode(stream):
-                frame.pts = None  # let the resampler run on sample counts (robust to odd timestamps)
-                for out in resampler.resample(frame):
-                    chunks.append(out.to_ndarray().reshape(-1).copy())
-            for out in resampler.resample(None):  # flush
-                chunks.append(out.to_ndarray().reshape(-1).copy())
-        except Exception as e:
-            if not chunks:
-                raise RjcmaError(f"{path}: audio track cannot be decoded ({_short(e)}); re-encode the file") from e
-            warnings.warn(f"{path}: audio decoding stopped early ({_short(e)}); keeping what was decoded", stacklevel=2)
-    pcm = np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.int16)
+    if not streams:
+        warnings.warn(f"{path}: no audio track; using {duration:.2f} s of silence", NoAudioWarning, stacklevel=2)
+        return np.zeros(int(round(duration * sample_rate)), dtype=np.float32)
+    if len(streams) > 1:
+        from rjcma.preprocess.decode import probe
+
+        info = probe(path)
+        st = info.audio_streams[info.audio_index]
+        warnings.warn(f"{path}: {len(streams)} audio streams; using stream #{st['index']} ({st['codec']}, "
+                      f"{st['channels']} ch, language {st['language'] or 'unknown'}: the default one, else the first)",
+                      stacklevel=2)
+    pcm = decode_audio(path, sample_rate, counts if counts is not None else DecodeCounts("audio"))
     return (pcm.astype(np.float32) / 32768.0).astype(np.float32)
 
 
@@ -161,6 +156,11 @@ def log_mel(waveform: np.ndarray, sample_rate: int = SAMPLE_RATE, chunk_frames: 
     return out
 
 
+def patch_starts_at(times: np.ndarray) -> np.ndarray:
+    """Start (log-mel frame index) of the patch of a frame shown at ``times`` (s): round(t * 100)."""
+    return np.rint(np.asarray(times, np.float64) * FRAMES_PER_SECOND).astype(np.int64)
+
+
 def patch_starts(fps: float, n_frames: int) -> np.ndarray:
     """Start (log-mel frame index) of the patch of each video frame: round(i * 100 / fps)."""
     if fps <= 0:
@@ -168,23 +168,33 @@ def patch_starts(fps: float, n_frames: int) -> np.ndarray:
     return np.rint(np.arange(n_frames) * (FRAMES_PER_SECOND / float(fps))).astype(np.int64)
 
 
-def frame_patches(log_mel_: np.ndarray, fps: float, n_frames: int, out: np.ndarray | None = None) -> np.ndarray:
-    """(n_frames, 96, 64) patches; patch i covers [i/fps, i/fps + 0.96 s]; tail patches repeat the last full one.
-
-    A log-mel shorter than one patch is first padded with the log of silence (log 0.01). ``out`` may be a
-    preallocated (e.g. float16) array to fill.
-    """
+def patches_at(log_mel_: np.ndarray, times: np.ndarray, out: np.ndarray | None = None,
+               starts: np.ndarray | None = None) -> np.ndarray:
+    """(n, 96, 64) patches, patch k covering [t_k, t_k + 0.96 s] for the frame shown at ``times[k]`` (the one
+    stage both preprocessing, with t_k = k / fps, and prediction, with the stream's times, use). Tail patches
+    repeat the last full one; a log-mel shorter than one patch is first padded with the log of silence (log 0.01).
+    ``out`` may be a preallocated (e.g. float16, memory-mapped) array to fill. ``starts`` replaces round(t * 100)
+    where the caller knows the exact starts (a k / fps grid: round(k * 100 / fps), free of the rounding error of
+    k / fps that would move ties at fps = 30000/1001 or 24)."""
     L = np.asarray(log_mel_)
     if L.ndim != 2 or L.shape[1] != NUM_BANDS:
         raise ValueError(f"log-mel must be (T, {NUM_BANDS}); got {L.shape}")
     if L.shape[0] < PATCH_FRAMES:
         pad = np.full((PATCH_FRAMES - L.shape[0], NUM_BANDS), np.log(LOG_OFFSET), dtype=L.dtype)
         L = np.concatenate([L, pad], axis=0)
-    last = L.shape[0] - PATCH_FRAMES
-    starts = np.minimum(patch_starts(fps, n_frames), last)
+    n = len(times)
+    starts = np.minimum(patch_starts_at(times) if starts is None else np.asarray(starts), L.shape[0] - PATCH_FRAMES)
+    starts = np.maximum(starts, 0)
     if out is None:
-        out = np.empty((n_frames, PATCH_FRAMES, NUM_BANDS), dtype=L.dtype)
+        out = np.empty((n, PATCH_FRAMES, NUM_BANDS), dtype=L.dtype)
     windows = np.lib.stride_tricks.sliding_window_view(L, PATCH_FRAMES, axis=0)  # (T-95, 64, 96)
-    for s in range(0, n_frames, 1024):
+    for s in range(0, n, 1024):
         out[s:s + 1024] = windows[starts[s:s + 1024]].transpose(0, 2, 1)
     return out
+
+
+def frame_patches(log_mel_: np.ndarray, fps: float, n_frames: int, out: np.ndarray | None = None) -> np.ndarray:
+    """:func:`patches_at` at the frame times k / fps of a constant-frame-rate grid of ``n_frames`` rows."""
+    if fps <= 0:
+        raise ValueError(f"fps must be > 0, got {fps}")
+    return patches_at(log_mel_, np.arange(int(n_frames)) / float(fps), out=out, starts=patch_starts(fps, n_frames))

@@ -1,6 +1,8 @@
-"""`rjcma preprocess`: every trial of a corpus -> the feature store, resumable (paper §4.2.1, DESIGN §3).
+"""`rjcma preprocess`: every trial of a corpus -> the feature store, resumable (paper §4.2.1).
 
-Stages per trial, in order (``--stages`` picks a subset):
+Stages per trial, in the order of :data:`STAGE_TABLE` (``--stages`` picks a subset); each is a row (name, outputs,
+signature, run) over a :class:`TrialRun`, and the per-frame work is done by the stage functions prediction shares
+(:mod:`rjcma.preprocess.stages`, :mod:`rjcma.preprocess.encoders`) at the frame times t_k = k / fps:
 
 * ``labels``   annotation file -> ``labels.npy`` (N, 2) float32, NaN where -5; N = annotation rows (test trials:
   the video's frame count, labels all NaN).
@@ -33,7 +35,7 @@ import traceback
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import numpy as np
 
@@ -117,38 +119,28 @@ def _open_memmap_atomic(path: Path, dtype, shape):
 
 
 def _precision(cfg) -> str:
-    p = getattr(cfg.preprocess, "encoder_precision", "auto")
-    if p != "auto":
-        return p
-    from rjcma.models.backbones import cpu_bf16
+    from rjcma.preprocess.encoders import precision
 
-    return "bf16" if cpu_bf16() else "fp32"
+    return precision(cfg)
 
 
 # ---- per-process caches ----------------------------------------------------------------------------------------
-_ENCODERS: dict[str, Any] = {}
-
-
 def _encoder(kind: str, cfg):
-    from rjcma.models.backbones import build_audio_encoder, build_visual_encoder
+    from rjcma.preprocess.encoders import encoder
 
-    key = f"{kind}|{cfg.data.store}|{cfg.preprocess.visual_encoder}|{cfg.preprocess.audio_encoder}|" \
-          f"{cfg.preprocess.encoder_init}|{cfg.preprocess.encoder_seed}|{cfg.preprocess.weights_dir}"
-    if key not in _ENCODERS:
-        build = build_visual_encoder if kind == "visual" else build_audio_encoder
-        _ENCODERS[key] = build(cfg, with_info=True)
-    return _ENCODERS[key]
+    return encoder(kind, cfg)
 
 
 def _encoder_identity(kind: str, cfg) -> dict[str, Any]:
     """What determines an encoder's weights, known without building it (for skip decisions)."""
-    from rjcma.models.backbones import IR50_FILE, RESNET50_FILE, VGGISH_FILE, weights_dir
+    from rjcma.assets import find_asset, search_roots
+    from rjcma.models.backbones import ENCODER_FILES
 
     name = cfg.preprocess.visual_encoder if kind == "visual" else cfg.preprocess.audio_encoder
-    wd = weights_dir(cfg)
-    if wd:
-        f = {"ir50": IR50_FILE, "resnet50": RESNET50_FILE, "vggish": VGGISH_FILE}[name]
-        return {"name": name, "weights": _stat(Path(wd) / f)}
+    if search_roots(cfg.preprocess.weights_dir):  # the file build_*_encoder will load (rjcma.assets rule)
+        f = ENCODER_FILES[name]
+        found = find_asset(f, cfg.preprocess.weights_dir, "file")
+        return {"name": name, "weights": _stat(found) if found else {"path": f, "missing": True}}
     from rjcma.models.backbones import STAND_IN_VERSION
 
     return {"name": name, "init": cfg.preprocess.encoder_init, "seed": cfg.preprocess.encoder_seed,
@@ -162,7 +154,7 @@ def _video_audio(store, trial, cfg, notes: list[str]) -> np.ndarray:
     from rjcma.preprocess.audio import load_audio
 
     vdir = store.video_dir(trial.video_stem)
-    sig = _sig({"video": _stat(trial.video), "sr": cfg.preprocess.sample_rate, "v": 1})
+    sig = _sig({"video": _stat(trial.video), "sr": cfg.preprocess.sample_rate, "v": 2})
     mpath, apath = vdir / "audio.json", vdir / "audio.npy"
     if apath.exists() and mpath.exists():
         try:
@@ -172,14 +164,17 @@ def _video_audio(store, trial, cfg, notes: list[str]) -> np.ndarray:
                 return np.load(apath).astype(np.float32) / 32768.0
         except (OSError, ValueError):
             pass
+    from rjcma.preprocess.decode import DecodeCounts
+
+    counts = DecodeCounts("audio")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        wav = load_audio(trial.video, cfg.preprocess.sample_rate)
+        wav = load_audio(trial.video, cfg.preprocess.sample_rate, counts=counts)
     w = [str(c.message) for c in caught]
     notes.extend(w)
     pcm = np.clip(np.rint(wav * 32768.0), -32768, 32767).astype(np.int16)
     atomic_save_npy(apath, pcm)
-    atomic_write_json(mpath, {"signature": sig, "samples": int(len(pcm)), "warnings": w})
+    atomic_write_json(mpath, {"signature": sig, "samples": int(len(pcm)), "warnings": w, "decode": counts.as_dict()})
     return pcm.astype(np.float32) / 32768.0
 
 
@@ -204,17 +199,9 @@ def _video_words(store, trial, cfg, notes: list[str]) -> tuple[list, dict[str, A
     if p.asr_backend == "none" or trial.video is None:
         words: list = []
     else:
-        from rjcma.preprocess import speech
+        from rjcma.preprocess.stages import transcribe_words
 
-        wav = _video_audio(store, trial, cfg, notes)
-        words = speech.transcribe(wav, cfg.preprocess.sample_rate, backend=p.asr_backend, model_dir=p.asr_model,
-                                  device=_asr_device(cfg))
-        info = {"backend": getattr(words, "backend", p.asr_backend), "model_dir": str(getattr(words, "model_dir", ""))}
-        if p.punctuation_model:
-            from rjcma.preprocess.punctuation import punctuate
-
-            words = punctuate(words, model_dir=p.punctuation_model)
-            info["punctuation_model"] = p.punctuation_model
+        words, info = transcribe_words(_video_audio(store, trial, cfg, notes), p, _asr_device(cfg))
     write_words_csv(wpath, list(words))
     atomic_write_json(mpath, {"signature": sig, "asr": info, "n_words": len(words)})
     return list(words), info
@@ -249,213 +236,274 @@ def _trial_length(trial, fps_info) -> tuple[int, np.ndarray | None]:
     raise RjcmaError(f"{trial.name}: no annotation, video or face folder to tell its length")
 
 
-def preprocess_trial(trial, store, cfg, stages: Iterable[str] | None = None, force: bool = False) -> dict[str, Any]:
-    """Run the requested stages of one trial; returns ``{"ran": [...], "skipped": [...], "warnings": [...]}``.
+@dataclass
+class TrialRun:
+    """One trial being preprocessed: what every stage reads (trial, store, config, length, frame rate) and what it
+    records (``meta.json``'s stage records and warnings)."""
 
-    Raises :class:`RjcmaError` (naming the file) on bad input; outputs of finished stages stay valid.
+    trial: Any
+    store: Any
+    cfg: Any
+    N: int
+    fps: float
+    labels: np.ndarray | None
+    meta: dict[str, Any]
+    recorded: dict[str, Any]
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return self.trial.name
+
+    @property
+    def p(self):
+        return self.cfg.preprocess
+
+    @property
+    def base(self) -> dict[str, Any]:
+        return {"N": self.N, "fps": self.fps}
+
+    @property
+    def use_folder(self) -> bool:
+        return self.trial.faces_dir is not None and Path(self.trial.faces_dir).is_dir()
+
+    def up_to_date(self, stage: str, sig: str, outputs: list[str]) -> bool:
+        r = self.recorded.get(stage)
+        return (r is not None and r.get("signature") == sig
+                and all((self.store.trial_dir(self.name) / o).exists() for o in outputs))
+
+    def record(self, stage: str, sig: str, outputs: list[str], extra: dict[str, Any]) -> None:
+        self.recorded[stage] = {"signature": sig, "outputs": outputs, **extra}
+        self.write_meta()
+
+    def write_meta(self) -> None:
+        import rjcma
+
+        t, name, meta = self.trial, self.name, self.meta
+        m = {
+            "trial": name, "partition": t.partition, "N": self.N, "fps": self.fps,
+            "video": str(t.video) if t.video else None, "video_stem": t.video_stem, "subject": t.subject,
+            "sources": {"annotation": _stat(t.annotation), "faces_dir": str(t.faces_dir) if t.faces_dir else None,
+                        "video": _stat(t.video)},
+            "package_version": rjcma.__version__,
+            "config_hash": {"preprocess": self.cfg.section_hash("preprocess"), "data": self.cfg.section_hash("data")},
+            "encoders": meta.get("encoders", {}),
+            "stages": self.recorded,
+            "warnings": sorted(set(meta.get("warnings_prev", []) + self.notes)),
+        }
+        m["complete"] = all(s in self.recorded and all((self.store.trial_dir(name) / o).exists()
+                                                       for o in self.recorded[s]["outputs"]) for s in STAGES)
+        meta.update(m)
+        self.store.write_meta(name, {k: v for k, v in meta.items() if k != "warnings_prev"})
+
+
+def open_trial(trial, store, cfg) -> TrialRun:
+    """Length and frame rate of a trial (annotation rows; the video's rate) and its meta.json so far."""
+    from rjcma.data.abaw import video_info
+
+    vinfo = video_info(trial.video) if trial.video is not None else None
+    fps = float(vinfo.fps) if vinfo is not None else DEFAULT_FPS
+    notes = [] if vinfo is not None else [f"{trial.name}: no video found; assuming {DEFAULT_FPS} fps, audio silent"]
+    N, labels = _trial_length(trial, vinfo)
+    if N <= 0:
+        raise RjcmaError(f"{trial.annotation or trial.name}: no frames to process")
+    meta = store.meta_or_empty(trial.name)
+    recorded = dict(meta.get("stages", {}))
+    # warnings are recomputed by the stages that run; those of skipped stages are kept
+    meta["warnings_prev"] = [w for r in recorded.values() for w in r.get("warnings", [])]
+    return TrialRun(trial, store, cfg, N, fps, labels, meta, recorded, notes)
+
+
+# ---- the stages: what each reads (its signature), writes and does ----------------------------------------------
+def _run_labels(c: TrialRun) -> None:
+    arr = c.labels if c.labels is not None else np.full((c.N, 2), np.nan, dtype=np.float32)
+    c.store.save(c.name, "labels", np.asarray(arr, dtype=np.float32))
+
+
+def _sig_faces(c: TrialRun) -> dict[str, Any]:
+    src = _dir_digest(c.trial.faces_dir) if c.use_folder else _stat(c.trial.video)
+    return {"faces": src, "size": c.p.face_size, **c.base, "v": STAGE_VERSION["faces"]}
+
+
+def _run_faces(c: TrialRun) -> dict[str, Any]:
+    from rjcma.data.abaw import fit_length, reconcile_length
+    from rjcma.preprocess.stages import face_backend
+    from rjcma.preprocess.video import faces_from_folder, faces_from_video
+
+    t, N = c.trial, c.N
+    if c.use_folder:
+        faces, mask, _ = faces_from_folder(t.faces_dir, N, c.p.face_size)
+        source = "cropped_aligned"
+    elif t.video is not None:
+        faces, mask, _, _ = faces_from_video(t.video, None, c.fps, c.p.face_size, trial=c.name)
+        reconcile_length(N, len(faces), t.video)
+        faces, mask = fit_length(faces, N), fit_length(mask, N)
+        source = f"detected ({face_backend()[0]})"
+    else:
+        raise RjcmaError(f"{c.name}: neither a cropped_aligned folder nor a video to take faces from")
+    c.store.save(c.name, "faces", faces)
+    c.store.save(c.name, "face_mask", mask.astype(bool))
+    return {"source": source, "faces_found": int(mask.sum())}
+
+
+def _run_audio(c: TrialRun) -> dict[str, Any]:
+    from rjcma.preprocess.audio import PATCH_FRAMES, frame_patches, log_mel
+
+    t, N, fps, sr = c.trial, c.N, c.fps, c.p.sample_rate
+    wav = _video_audio(c.store, t, c.cfg, c.notes) if t.video is not None else np.zeros(int(N / fps * sr), np.float32)
+    L = log_mel(wav, sr)  # (T, 64)
+    if abs(int(round(len(wav) / sr * fps)) - N) > max(2, 0.05 * N):
+        c.notes.append(f"{c.name}: audio lasts {len(wav) / sr:.2f} s but {N} rows at {fps:.3f} fps last "
+                       f"{N / fps:.2f} s; tail patches repeat the last one")
+    with _open_memmap_atomic(c.store.path(c.name, "logmel"), np.float16, (N, PATCH_FRAMES, 64)) as mm:
+        frame_patches(L, fps, N, out=mm)  # patch k at k / fps (rjcma.preprocess.audio.patches_at)
+    extra = {"logmel_frames": int(len(L)), "audio_seconds": round(len(wav) / sr, 3)}
+    if t.video is not None:  # what the decoder skipped (broken packets, concealed frames)
+        with contextlib.suppress(OSError, ValueError, KeyError):
+            extra["decode"] = json.loads((c.store.video_dir(t.video_stem) / "audio.json").read_text())["decode"]
+    return extra
+
+
+def _run_speech(c: TrialRun) -> dict[str, Any]:
+    from rjcma.preprocess.text import write_words_csv
+
+    words, info = _video_words(c.store, c.trial, c.cfg, c.notes)
+    write_words_csv(c.store.path(c.name, "words"), words)
+    return {"asr": info, "n_words": len(words)}
+
+
+def _run_text(c: TrialRun) -> dict[str, Any]:
+    from rjcma.models.text_encoder import load_text_encoder
+    from rjcma.preprocess.stages import words_at
+    from rjcma.preprocess.text import read_words_csv, word_features
+
+    p, N = c.p, c.N
+    words = read_words_csv(c.store.path(c.name, "words"))
+    tenc = load_text_encoder(p.text_model, weights_dir=p.weights_dir, device=_asr_device(c.cfg))
+    if words:
+        vec = word_features(words, encoder=tenc)
+        X_t = words_at(words, vec, np.arange(N) / c.fps)
+        dim = int(vec.shape[1])
+    else:
+        dim = int(tenc.dim)
+        X_t = np.zeros((N, dim), np.float32)
+        c.notes.append(f"{c.name}: no words recognised; text features are zeros")
+    c.store.save(c.name, "bert", X_t.astype(np.float16))
+    return {"dim": dim, "text_model": p.text_model or "default"}
+
+
+def _feature_keys(c: TrialRun) -> tuple[str, str]:
+    from rjcma.data.store import feature_key
+
+    return feature_key(c.cfg, "visual"), feature_key(c.cfg, "audio")
+
+
+def _sig_features(c: TrialRun) -> dict[str, Any]:
+    return {"faces": c.recorded.get("faces", {}).get("signature"), "audio": c.recorded.get("audio", {}).get("signature"),
+            "visual": _encoder_identity("visual", c.cfg), "audio_enc": _encoder_identity("audio", c.cfg),
+            "precision": _precision(c.cfg), "stride": max(1, int(c.p.feature_stride)), **c.base,
+            "v": STAGE_VERSION["features"]}
+
+
+def _run_features(c: TrialRun) -> dict[str, Any]:
+    from rjcma.models.backbones import encode_faces, encode_logmel
+    from rjcma.preprocess.encoders import encode_rows
+
+    prec, fstride, N = _precision(c.cfg), max(1, int(c.p.feature_stride)), c.N
+    encs = {}
+    for kind, key, src, fn in zip(("visual", "audio"), _feature_keys(c), ("faces", "logmel"), (encode_faces, encode_logmel)):
+        model, info = _encoder(kind, c.cfg)
+        arr = c.store.load(c.name, src)  # memory-mapped
+        with _open_memmap_atomic(c.store.path(c.name, key), np.float16, (N, info.dim)) as mm:
+            encode_rows(model, fn, lambda r: arr[r[0]:r[-1] + 1][r - r[0]], N, info.dim, fstride, prec, out=mm)
+        encs[kind] = {"key": key, "name": info.name, "source": info.source, "path": info.path,
+                      "sha256": info.sha256, "dim": info.dim, "precision": prec, "frame_stride": fstride}
+    c.meta["encoders"] = encs
+    return {"encoders": encs}
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One row of the stage table: the outputs it writes, the signature of what they depend on (inputs, config
+    values, upstream signatures, version), and the function that makes them."""
+
+    name: str
+    outputs: Callable[[TrialRun], list[str]]
+    signature: Callable[[TrialRun], dict[str, Any]]
+    run: Callable[[TrialRun], dict[str, Any] | None]
+
+
+STAGE_TABLE = (
+    Stage("labels", lambda c: ["labels.npy"],
+          lambda c: {"ann": _stat(c.trial.annotation), **c.base, "v": STAGE_VERSION["labels"]}, _run_labels),
+    Stage("faces", lambda c: ["faces.npy", "face_mask.npy"], _sig_faces, _run_faces),
+    Stage("audio", lambda c: ["logmel.npy"],
+          lambda c: {"video": _stat(c.trial.video), "sr": c.p.sample_rate, **c.base, "v": STAGE_VERSION["audio"]},
+          _run_audio),
+    Stage("speech", lambda c: ["words.csv"],
+          lambda c: {"video": _stat(c.trial.video), "asr": c.p.asr_backend, "asr_model": c.p.asr_model,
+                     "punct": c.p.punctuation_model, "v": STAGE_VERSION["speech"]}, _run_speech),
+    Stage("text", lambda c: ["bert.npy"],
+          lambda c: {"words": c.recorded.get("speech", {}).get("signature"), "model": c.p.text_model, **c.base,
+                     "v": STAGE_VERSION["text"]}, _run_text),
+    Stage("features", lambda c: [f"{k}.npy" for k in _feature_keys(c)], _sig_features, _run_features),
+)
+assert tuple(s.name for s in STAGE_TABLE) == STAGES
+
+
+def preprocess_trial(trial, store, cfg, stages: Iterable[str] | None = None, force: bool = False) -> dict[str, Any]:
+    """Run the requested stages of one trial, in table order; returns ``{"ran", "skipped", "warnings"}``.
+
+    A stage whose signature is unchanged and whose outputs exist is skipped (unless ``force``). Raises
+    :class:`RjcmaError` (naming the file) on bad input; outputs of finished stages stay valid.
     """
-    import rjcma
-    from rjcma.data.abaw import fit_length, reconcile_length, video_info
-    from rjcma.data.store import Store, feature_key
+    from rjcma.data.store import Store
 
     store = store if isinstance(store, Store) else Store(store)
     stages = list(STAGES if stages is None else stages)
     bad = [s for s in stages if s not in STAGES]
     if bad:
         raise RjcmaError(f"unknown stage(s) {bad}; choose from {', '.join(STAGES)}")
-    name = trial.name
-    meta = store.meta_or_empty(name)
-    recorded: dict[str, Any] = dict(meta.get("stages", {}))
-    notes: list[str] = []
-    ran: list[str] = []
-    skipped: list[str] = []
-    p = cfg.preprocess
-
-    vinfo = video_info(trial.video) if trial.video is not None else None
-    fps = float(vinfo.fps) if vinfo is not None else DEFAULT_FPS
-    if vinfo is None:
-        notes.append(f"{name}: no video found; assuming {DEFAULT_FPS} fps, audio silent")
-    N, labels = _trial_length(trial, vinfo)
-    if N <= 0:
-        raise RjcmaError(f"{trial.annotation or name}: no frames to process")
-    base = {"N": N, "fps": fps}
-
-    def up_to_date(stage: str, sig: str, outputs: list[str]) -> bool:
-        r = recorded.get(stage)
-        return (not force and r is not None and r.get("signature") == sig
-                and all((store.trial_dir(name) / o).exists() for o in outputs))
-
-    def record(stage: str, sig: str, outputs: list[str], extra: dict[str, Any] | None = None) -> None:
-        recorded[stage] = {"signature": sig, "outputs": outputs, **(extra or {})}
-        _write_meta()
-
-    def _write_meta(complete: bool | None = None) -> None:
-        m = {
-            "trial": name, "partition": trial.partition, "N": N, "fps": fps,
-            "video": str(trial.video) if trial.video else None, "video_stem": trial.video_stem,
-            "subject": trial.subject,
-            "sources": {"annotation": _stat(trial.annotation), "faces_dir": str(trial.faces_dir) if trial.faces_dir else None,
-                        "video": _stat(trial.video)},
-            "package_version": rjcma.__version__,
-            "config_hash": {"preprocess": cfg.section_hash("preprocess"), "data": cfg.section_hash("data")},
-            "encoders": meta.get("encoders", {}),
-            "stages": recorded,
-            "warnings": sorted(set(meta.get("warnings_prev", []) + notes)),
-        }
-        m["complete"] = all(s in recorded and all((store.trial_dir(name) / o).exists() for o in recorded[s]["outputs"])
-                            for s in STAGES)
-        meta.update(m)
-        store.write_meta(name, {k: v for k, v in meta.items() if k != "warnings_prev"})
-
-    meta["warnings_prev"] = []  # warnings are recomputed by the stages that run; keep those of skipped stages
-    for s, r in recorded.items():
-        meta["warnings_prev"].extend(r.get("warnings", []))
-
-    def run_stage(stage: str, sig: str, outputs: list[str], fn) -> None:
-        if stage not in stages:
-            return
-        if up_to_date(stage, sig, outputs):
-            skipped.append(stage)
-            return
-        before = len(notes)
+    c = open_trial(trial, store, cfg)
+    ran, skipped = [], []
+    for st in STAGE_TABLE:
+        if st.name not in stages:
+            continue
+        sig, outputs = _sig(st.signature(c)), st.outputs(c)
+        if not force and c.up_to_date(st.name, sig, outputs):
+            skipped.append(st.name)
+            continue
+        before = len(c.notes)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            extra = fn() or {}
-        notes.extend(str(c.message) for c in caught if not issubclass(c.category, (DeprecationWarning, FutureWarning)))
-        record(stage, sig, outputs, {"warnings": notes[before:], **extra})
-        ran.append(stage)
-
-    # labels ---------------------------------------------------------------------------------------------------
-    def do_labels():
-        arr = labels if labels is not None else np.full((N, 2), np.nan, dtype=np.float32)
-        store.save(name, "labels", np.asarray(arr, dtype=np.float32))
-
-    run_stage("labels", _sig({"ann": _stat(trial.annotation), **base, "v": STAGE_VERSION["labels"]}), ["labels.npy"], do_labels)
-
-    # faces ----------------------------------------------------------------------------------------------------
-    use_folder = trial.faces_dir is not None and Path(trial.faces_dir).is_dir()
-    faces_sig = _sig({"faces": _dir_digest(trial.faces_dir) if use_folder else _stat(trial.video), "size": p.face_size,
-                      **base, "v": STAGE_VERSION["faces"]})
-
-    def do_faces():
-        from rjcma.preprocess.video import faces_from_folder, faces_from_video
-
-        if use_folder:
-            faces, mask, _ = faces_from_folder(trial.faces_dir, N, p.face_size)
-            source = "cropped_aligned"
-        elif trial.video is not None:
-            faces, mask, _, ftimes = faces_from_video(trial.video, None, fps, p.face_size)
-            reconcile_length(N, len(faces), trial.video)
-            faces, mask = fit_length(faces, N), fit_length(mask, N)
-            source = "detected (OpenCV Haar cascade)"
-        else:
-            raise RjcmaError(f"{name}: neither a cropped_aligned folder nor a video to take faces from")
-        store.save(name, "faces", faces)
-        store.save(name, "face_mask", mask.astype(bool))
-        return {"source": source, "faces_found": int(mask.sum())}
-
-    run_stage("faces", faces_sig, ["faces.npy", "face_mask.npy"], do_faces)
-
-    # audio ----------------------------------------------------------------------------------------------------
-    audio_sig = _sig({"video": _stat(trial.video), "sr": p.sample_rate, **base, "v": STAGE_VERSION["audio"]})
-
-    def do_audio():
-        from rjcma.preprocess.audio import PATCH_FRAMES, frame_patches, log_mel
-
-        if trial.video is not None:
-            wav = _video_audio(store, trial, cfg, notes)
-        else:
-            wav = np.zeros(int(N / fps * p.sample_rate), np.float32)
-        L = log_mel(wav, p.sample_rate)  # (T, 64)
-        n_audio_frames = int(round(len(wav) / p.sample_rate * fps))
-        if abs(n_audio_frames - N) > max(2, 0.05 * N):
-            notes.append(f"{name}: audio lasts {len(wav) / p.sample_rate:.2f} s but {N} rows at {fps:.3f} fps last "
-                         f"{N / fps:.2f} s; tail patches repeat the last one")
-        with _open_memmap_atomic(store.path(name, "logmel"), np.float16, (N, PATCH_FRAMES, 64)) as mm:
-            frame_patches(L, fps, N, out=mm)
-        return {"logmel_frames": int(len(L)), "audio_seconds": round(len(wav) / p.sample_rate, 3)}
-
-    run_stage("audio", audio_sig, ["logmel.npy"], do_audio)
-
-    # speech ---------------------------------------------------------------------------------------------------
-    speech_sig = _sig({"video": _stat(trial.video), "asr": p.asr_backend, "asr_model": p.asr_model,
-                       "punct": p.punctuation_model, "v": STAGE_VERSION["speech"]})
-
-    def do_speech():
-        from rjcma.preprocess.text import write_words_csv
-
-        words, info = _video_words(store, trial, cfg, notes)
-        write_words_csv(store.path(name, "words"), words)
-        return {"asr": info, "n_words": len(words)}
-
-    run_stage("speech", speech_sig, ["words.csv"], do_speech)
-
-    # text -----------------------------------------------------------------------------------------------------
-    text_sig = _sig({"words": recorded.get("speech", {}).get("signature"), "model": p.text_model, **base,
-                     "v": STAGE_VERSION["text"]})
-
-    def do_text():
-        from rjcma.preprocess.text import read_words_csv, word_features, words_to_frames
-
-        words = read_words_csv(store.path(name, "words"))
-        if words:
-            vec = word_features(words, model_dir=p.text_model, device=_asr_device(cfg))
-            X_t = words_to_frames(words, vec, fps, N)
-            dim = int(vec.shape[1])
-        else:
-            from rjcma.models.text_encoder import load_text_encoder
-
-            dim = int(load_text_encoder(p.text_model).dim)
-            X_t = np.zeros((N, dim), np.float32)
-            notes.append(f"{name}: no words recognised; text features are zeros")
-        store.save(name, "bert", X_t.astype(np.float16))
-        return {"dim": dim, "text_model": p.text_model or "default"}
-
-    run_stage("text", text_sig, ["bert.npy"], do_text)
-
-    # features -------------------------------------------------------------------------------------------------
-    vkey, akey = feature_key(cfg, "visual"), feature_key(cfg, "audio")
-    prec = _precision(cfg)
-    fstride = max(1, int(getattr(p, "feature_stride", 1)))  # encode every fstride-th frame (1 = every frame)
-    feat_sig = _sig({"faces": recorded.get("faces", {}).get("signature"), "audio": recorded.get("audio", {}).get("signature"),
-                     "visual": _encoder_identity("visual", cfg), "audio_enc": _encoder_identity("audio", cfg),
-                     "precision": prec, "stride": fstride, **base, "v": STAGE_VERSION["features"]})
-
-    def do_features():
-        import torch
-
-        from rjcma.models.backbones import encode_faces, encode_logmel
-
-        encs = {}
-        ctx = torch.autocast("cpu", dtype=torch.bfloat16) if prec == "bf16" else contextlib.nullcontext()
-        for kind, key, src, fn in (("visual", vkey, "faces", encode_faces), ("audio", akey, "logmel", encode_logmel)):
-            model, info = _encoder(kind, cfg)
-            arr = store.load(name, src)  # memory-mapped
-            rows = np.arange(N) if fstride == 1 else np.unique(np.r_[np.arange(0, N, fstride), N - 1])
-            with _open_memmap_atomic(store.path(name, key), np.float16, (N, info.dim)) as mm:
-                for s in range(0, len(rows), 512):
-                    r = rows[s:s + 512]
-                    with ctx:
-                        mm[r] = fn(model, arr[r[0]:r[-1] + 1][r - r[0]]).astype(np.float16)
-                if fstride > 1:  # frames between encoded ones: linear interpolation of the features
-                    for s in range(0, N, 4096):
-                        k = np.arange(s, min(N, s + 4096))
-                        j = np.clip(np.searchsorted(rows, k, side="right") - 1, 0, len(rows) - 2)
-                        a, b = rows[j], rows[j + 1]
-                        w = ((k - a) / np.maximum(b - a, 1))[:, None].astype(np.float32)
-                        mm[k] = ((1 - w) * mm[a].astype(np.float32) + w * mm[b].astype(np.float32)).astype(np.float16)
-            encs[kind] = {"key": key, "name": info.name, "source": info.source, "path": info.path,
-                          "sha256": info.sha256, "dim": info.dim, "precision": prec, "frame_stride": fstride}
-        meta["encoders"] = encs
-        return {"encoders": encs}
-
-    run_stage("features", feat_sig, [f"{vkey}.npy", f"{akey}.npy"], do_features)
-
-    _write_meta()
-    return {"ran": ran, "skipped": skipped, "warnings": notes}
+            extra = st.run(c) or {}
+        c.notes.extend(str(w.message) for w in caught if not issubclass(w.category, (DeprecationWarning, FutureWarning)))
+        c.record(st.name, sig, outputs, {"warnings": c.notes[before:], **extra})
+        ran.append(st.name)
+    c.write_meta()
+    return {"ran": ran, "skipped": skipped, "warnings": c.notes}
 
 
 # ---- corpus ----------------------------------------------------------------------------------------------------
+def check_models(cfg, stages: Iterable[str]) -> None:
+    """Resolve every model the given stages read (rjcma.assets rule); the first missing one raises its error."""
+    from rjcma.models.backbones import weights_file
+
+    p, stages = cfg.preprocess, set(stages)
+    if "speech" in stages and p.asr_backend != "none":
+        from rjcma.preprocess import speech
+        from rjcma.preprocess.punctuation import punctuation_plan
+
+        backend, _ = speech.resolve_backend(p.asr_backend, p.asr_model, p.weights_dir)
+        punctuation_plan(p.punctuation_model, p.weights_dir, speech.backend_punctuates(backend))
+    if "text" in stages:
+        from rjcma.models.text_encoder import resolve_model_dir
+
+        resolve_model_dir(p.text_model, p.weights_dir)
+    if "features" in stages:
+        weights_file(cfg, p.visual_encoder), weights_file(cfg, p.audio_encoder)
+
+
 def _parse_shard(shard: str | tuple[int, int] | None) -> tuple[int, int] | None:
     if shard is None or shard == "":
         return None
@@ -520,6 +568,7 @@ def preprocess_corpus(cfg, workers: int | None = None, shard: str | tuple[int, i
     store = Store(cfg.data.store)
     store.root.mkdir(parents=True, exist_ok=True)
     stage_list = _parse_stages(stages if stages is not None else cfg.preprocess.stages)
+    check_models(cfg, stage_list)  # a missing model stops the run here, once, not in every trial
     sel = list(corpus.trials)
     if trials is not None:
         wanted = set(trials)

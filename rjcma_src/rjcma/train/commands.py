@@ -1,6 +1,6 @@
-"""CLI of the training stage: ``rjcma train | cv | ablate | compare | export-test`` (issue 5 §4).
+"""CLI of the training stage: ``rjcma train | cv | ablate | compare | export-test`` .
 
-Every command builds its config with ``load_config(--profile, --set ...)``, writes DESIGN §3 result folders under
+Every command builds its config with ``load_config(--profile, --set ...)``, writes result folders (the book's chapter *Data format*) under
 ``results/<profile>/...``, prints where they went, and resumes from the last checkpoint when rerun after an
 interruption. Heavy imports (torch, accelerate) happen inside the ``run_*`` functions so ``rjcma --help`` is fast.
 """

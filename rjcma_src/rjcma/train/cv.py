@@ -4,9 +4,10 @@
 * :func:`run_ablation` — number of recursions l = 1..4 on fold 1 (Table 3).
 * :func:`run_compare` — fusion baselines on fold 0 (Table 2): unimodal ×3, early concatenation, leader-follower,
   JCA and RJCA on audio+visual, the released RJCMA fusion, and the paper's RJCMA.
-* :func:`export_test` — test-set predictions in the ABAW submission format (FACTS §1).
+* :func:`export_test` — test-set predictions in the ABAW submission format (the book's chapter *Data format*).
 
-Each experiment writes its runs under ``results/<profile>/<kind>/<run_id>/`` (DESIGN §3) and a summary
+Each experiment writes its runs under ``results/<profile>/<kind>/<run_id>/`` (:func:`rjcma.train.loop.run_id`;
+the book's chapter *Data format*) and a summary
 ``results/<profile>/<kind>/summary.json`` + ``summary.csv``. A run whose result folder is complete is not
 retrained, and a run with the same configuration finished by another experiment (e.g. the fold-0 RJCMA model
 of the cross-validation, which is also the RJCMA row of the comparison) is reused: its folder is named in the
@@ -18,55 +19,56 @@ trained separately, as in the paper. ``train.repeats`` > 1 trains with seeds see
 from __future__ import annotations
 
 import csv
+import ctypes
 import io
 import json
+import multiprocessing as mp
+import signal
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
+import torch
+from tqdm.auto import tqdm
 
-from rjcma.config import usable_cpus
+from rjcma import paper_numbers
+from rjcma.config import Config, usable_cpus
+from rjcma.data.dataset import WindowDataset, make_loader
+from rjcma.data.store import Store
 from rjcma.errors import RjcmaError
+from rjcma.fusions import FUSIONS
 from rjcma.io import atomic_write_json, atomic_write_text
+from rjcma.models.rjcma import fusion_modalities
+from rjcma.train.loop import (
+    config_hash,
+    is_complete,
+    load_model,
+    merge_predictions,
+    predict_windows,
+    run_id,
+    train_one,
+)
 
-# Paper numbers (FACTS §6) shown beside ours.
-PAPER_TABLE1 = {0: (0.455, 0.652), 1: (0.585, 0.674), 2: (0.467, 0.631), 3: (0.536, 0.647), 4: (0.432, 0.629),
-                5: (0.463, 0.615)}
-PAPER_TABLE3 = {1: (0.568, 0.656), 2: (0.576, 0.669), 3: (0.585, 0.674), 4: (0.579, 0.652)}
+# The paper's numbers (rjcma.paper_numbers: Tables 1-3) shown beside ours, as (valence, arousal)
+PAPER_TABLE1 = {f: (r["valence"], r["arousal"]) for f, r in paper_numbers.TABLE1_FOLDS.items()}
+PAPER_TABLE3 = {l_: (r["valence"], r["arousal"]) for l_, r in paper_numbers.TABLE3_RECURSIONS.items()}
 # Table 2, validation set (fold 0): the rows we re-run, by our fusion string
-PAPER_TABLE2 = {"leader-follower": (0.441, 0.645), "jca": (0.663, 0.584), "rjca": (0.443, 0.639),
-                "rjcma": (0.455, 0.652)}
+PAPER_TABLE2 = {m["fusion"]: (m["val_valence"], m["val_arousal"]) for m in paper_numbers.TABLE2_METHODS if m["fusion"]}
 
-# (label, fusion, modalities) of the comparison (Table 2 analogue)
+# (label, fusion, modalities) of the comparison (Table 2 analogue): every row of the fusion registry
 COMPARE_MODELS: list[tuple[str, str, list[str]]] = [
-    ("unimodal audio", "unimodal:audio", ["audio"]),
-    ("unimodal visual", "unimodal:visual", ["visual"]),
-    ("unimodal text", "unimodal:text", ["text"]),
-    ("early concat (A+V+T)", "concat", ["audio", "visual", "text"]),
-    ("leader-follower (A+V+T)", "leader-follower", ["audio", "visual", "text"]),
-    ("JCA (A+V)", "jca", ["audio", "visual"]),
-    ("RJCA (A+V)", "rjca", ["audio", "visual"]),
-    ("RJCMA released fusion (A+V+T)", "rjcma-released", ["audio", "visual", "text"]),
-    ("RJCMA paper (A+V+T)", "rjcma", ["audio", "visual", "text"]),
+    (f.run_label, f.name, f.compare_modalities()) for f in FUSIONS.values()
 ]
 
 
-def _targets_runs(cfg: Any) -> list[str]:
+def _targets_runs(cfg: Config) -> list[str]:
     """``both`` → one model with two outputs; otherwise one model per target (the paper)."""
     return ["both"] if cfg.train.target == "both" else ["valence", "arousal"]
 
 
-def run_id(cfg: Any) -> str:
-    """Folder name of a run: fusion, modalities, l, target, fold, seed."""
-    mc = cfg.model
-    mods = "".join(m[0] for m in mc.modalities)
-    return f"{mc.fusion.replace(':', '-')}_{mods}_l{mc.num_iterations}_{cfg.train.target}_fold{cfg.train.fold}_s{cfg.train.seed}"
-
-
-def _find_done(cfg: Any) -> Path | None:
+def _find_done(cfg: Config) -> Path | None:
     """A complete result folder of the same configuration anywhere under results/<profile>/."""
-    from rjcma.train.loop import is_complete
-
     root = Path(cfg.train.results_dir) / cfg.profile
     for f in sorted(root.glob(f"*/{run_id(cfg)}*/metrics.json")):
         if is_complete(f.parent, cfg) is not None:
@@ -74,65 +76,65 @@ def _find_done(cfg: Any) -> Path | None:
     return None
 
 
-def train_or_reuse(cfg: Any, kind: str, progress: bool = True, log: Callable = print) -> tuple[dict, Path]:
+def train_or_reuse(cfg: Config, kind: str, progress: bool = True, log: Callable = print) -> tuple[dict, Path]:
     """Train ``cfg`` into results/<profile>/<kind>/<run_id>/ unless an identical run is complete somewhere."""
-    from rjcma.train.loop import train_one
-
     done = _find_done(cfg)
     if done is not None:
         return json.loads((done / "metrics.json").read_text()), done
-    from rjcma.train.loop import config_hash
-
     run_dir = Path(cfg.train.results_dir) / cfg.profile / kind / run_id(cfg)
     if (run_dir / "metrics.json").exists():  # a finished run of another config (e.g. other epochs): keep it
         run_dir = run_dir.with_name(f"{run_dir.name}_{config_hash(cfg)}")
     return train_one(cfg, run_dir=run_dir, progress=progress, log=log), run_dir
 
 
-def _cells(cfg: Any) -> list[Any]:
+def _cells(cfg: Config) -> list[Config]:
     """The runs behind one table cell: every target run (``both`` or valence + arousal) of every repeat."""
     return [cfg.replace(target=t, seed=cfg.train.seed + r)
             for r in range(max(1, int(cfg.train.repeats))) for t in _targets_runs(cfg)]
 
 
-def resolve_jobs(cfg: Any) -> int:
-    """Training runs at once: ``train.jobs``, or with 0 one per CPU core (at most 8) on CPU and 1 on a GPU."""
-    jobs = int(getattr(cfg.train, "jobs", 1))
+def resolve_jobs(cfg: Config) -> int:
+    """Training runs at once: ``train.jobs``, or with 0 one per ``train.threads`` CPU cores (at most 8) on CPU and 1
+    on a GPU."""
+    jobs = int(cfg.train.jobs)
     if jobs > 0:
         return jobs
-    import torch
-
     on_gpu = cfg.train.device == "cuda" or (cfg.train.device == "auto" and torch.cuda.is_available())
-    return 1 if on_gpu else max(1, min(8, usable_cpus()))
+    return 1 if on_gpu else max(1, min(8, usable_cpus() // max(1, int(cfg.train.threads))))
+
+
+def _run_cost(cfg: Config) -> float:
+    """Rough relative cost of a training run: its modalities' TCNs plus the fusion's iterations over them."""
+    fusion, mods = cfg.model.fusion, len(cfg.model.modalities)
+    if fusion.startswith("unimodal:"):
+        return 1.0
+    rounds = cfg.model.released_layers if fusion == "rjcma-released" else cfg.model.num_iterations
+    return mods * (1.0 + 0.5 * rounds) if fusion in ("rjcma", "rjca", "rjcma-released", "jca") else mods * 1.2
 
 
 def _worker_init(threads: int) -> None:
-    import torch
-
     torch.set_num_threads(threads)
     try:  # Linux: die with the parent (a killed `rjcma cv` must not leave workers training on)
-        import ctypes
-        import signal
-
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
     except (OSError, AttributeError):
         pass
 
 
-def _train_job(cfg: Any, kind: str) -> tuple[dict, str]:
+def _train_job(cfg: Config, kind: str) -> tuple[dict, str]:
     m, d = train_or_reuse(cfg, kind, progress=False, log=lambda *a, **k: None)
     return m, str(d)
 
 
-def run_all(cfgs: list[Any], kind: str, progress: bool = True, log: Callable = print,
+def run_all(cfgs: list[Config], kind: str, progress: bool = True, log: Callable = print,
             jobs: int | None = None) -> dict[str, tuple[dict, Path]]:
     """Train (or reuse) every config; returns {run_id: (metrics.json, folder)}.
 
-    With ``jobs`` > 1 (default :func:`resolve_jobs`) the runs go to that many worker processes, each with
-    cores/jobs threads: the demo's models are small, so on a CPU two one-thread runs finish in about the time of
-    one two-thread run. Each run writes only its own folder and resumes on its own, as in a serial run; the
-    numbers of a run do not depend on which worker trained it, but can differ in the last digits from a serial
-    run with another thread count (floating-point sums in another order).
+    With ``jobs`` > 1 (default :func:`resolve_jobs`) the runs go to that many worker processes: the demo's models are
+    small, so on a CPU two one-thread runs finish in about the time of one two-thread run. Each run writes only its
+    own folder and resumes on its own, as in a serial run. Every run computes with ``train.threads`` threads
+    wherever it runs (:func:`rjcma.train.loop.train_one` pins them) and seeds itself from its own config, so its
+    numbers are the same bytes whatever ``jobs`` is and whichever worker or order trained it; floating-point sums
+    split over another number of threads would differ in the last digits.
     """
     todo: dict[str, Any] = {}
     out: dict[str, tuple[dict, Path]] = {}
@@ -153,17 +155,16 @@ def run_all(cfgs: list[Any], kind: str, progress: bool = True, log: Callable = p
             m, d = train_or_reuse(c, kind, progress, log)
             out[rid] = (m, Path(d))
         return out
-    import multiprocessing as mp
-    from concurrent.futures import ProcessPoolExecutor, as_completed
-
-    from tqdm.auto import tqdm
 
     jobs = min(jobs, len(todo))
-    threads = max(1, usable_cpus() // jobs)
+    threads = int(next(iter(todo.values())).train.threads) or max(1, usable_cpus() // jobs)  # train_one pins it too
     log(f"{kind}: {len(todo)} runs on {jobs} worker processes ({threads} thread(s) each)")
     with ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn"), initializer=_worker_init,
                              initargs=(threads,)) as ex:
-        futs = {ex.submit(_train_job, c, kind): rid for rid, c in todo.items()}
+        # longest runs first, so that no long run starts last while the other workers sit idle (the numbers do not
+        # depend on the order: each run pins its threads and seeds itself)
+        order = sorted(todo, key=lambda rid: -_run_cost(todo[rid]))
+        futs = {ex.submit(_train_job, todo[rid], kind): rid for rid in order}
         bar = tqdm(total=len(futs), desc=kind, unit="run", disable=not progress)
         for f in as_completed(futs):
             m, d = f.result()  # a failed run raises here, with its own message
@@ -174,7 +175,7 @@ def run_all(cfgs: list[Any], kind: str, progress: bool = True, log: Callable = p
     return out
 
 
-def _scores(cfgs: list[Any], done: dict[str, tuple[dict, Path]]) -> tuple[dict[str, float], dict[str, float], list[str]]:
+def _scores(cfgs: list[Config], done: dict[str, tuple[dict, Path]]) -> tuple[dict[str, float], dict[str, float], list[str]]:
     """Mean CCC per target, std per target (across repeats) and the run folders of one table cell."""
     per: dict[str, list[float]] = {"valence": [], "arousal": []}
     dirs = []
@@ -202,10 +203,8 @@ def _row(base: dict[str, Any], mean: dict[str, float], std: dict[str, float], di
     return row
 
 
-def write_summary(cfg: Any, kind: str, rows: list[dict[str, Any]], extra: dict[str, Any] | None = None) -> Path:
+def write_summary(cfg: Config, kind: str, rows: list[dict[str, Any]], extra: dict[str, Any] | None = None) -> Path:
     """``results/<profile>/<kind>/summary.json`` and ``summary.csv``."""
-    from rjcma.train.loop import config_hash
-
     out = Path(cfg.train.results_dir) / cfg.profile / kind
     info = {"kind": kind, "profile": cfg.profile, "config_hash": config_hash(cfg), "rows": rows}
     info.update(extra or {})
@@ -226,7 +225,7 @@ def _parse_list(v: Any) -> list[int]:
     return [int(x) for x in v]
 
 
-def run_cv(cfg: Any, folds: Any = None, progress: bool = True, log: Callable = print) -> list[dict[str, Any]]:
+def run_cv(cfg: Config, folds: Any = None, progress: bool = True, log: Callable = print) -> list[dict[str, Any]]:
     """Six-fold cross-validation (paper Table 1): one row per fold with CCC of valence, arousal and their mean."""
     folds = _parse_list(cfg.book.folds if folds is None else folds)
     cells = {f: _cells(cfg.replace(fold=f)) for f in folds}
@@ -237,7 +236,7 @@ def run_cv(cfg: Any, folds: Any = None, progress: bool = True, log: Callable = p
     return rows
 
 
-def run_ablation(cfg: Any, iterations: Any = None, fold: int | None = None, progress: bool = True,
+def run_ablation(cfg: Config, iterations: Any = None, fold: int | None = None, progress: bool = True,
                  log: Callable = print) -> list[dict[str, Any]]:
     """Number of recursions l (paper Table 3) of the RJCMA fusion on one fold (paper: fold 1)."""
     iterations = _parse_list(cfg.book.ablate_iterations if iterations is None else iterations)
@@ -262,7 +261,7 @@ def compare_models(fusions: Any = None) -> list[tuple[str, str, list[str]]]:
     return [m for m in COMPARE_MODELS if m[1] in want]
 
 
-def run_compare(cfg: Any, fold: int = 0, models: list[tuple[str, str, list[str]]] | None = None,
+def run_compare(cfg: Config, fold: int = 0, models: list[tuple[str, str, list[str]]] | None = None,
                 progress: bool = True, log: Callable = print, folds: Any = None) -> list[dict[str, Any]]:
     """Fusion baselines (paper Table 2 analogue, validation columns).
 
@@ -276,13 +275,13 @@ def run_compare(cfg: Any, fold: int = 0, models: list[tuple[str, str, list[str]]
     models = models or COMPARE_MODELS
     fold_list = [int(fold)] if folds is None else _parse_list(folds)
     kind = "compare" if folds is None else "compare-folds"
-    cells: list[dict[int, list[Any]]] = []
+    cells: list[dict[int, list[Config]]] = []
     for label, fusion, mods in models:
         per_fold = {}
         for f in fold_list:
             c = cfg.replace(fusion=fusion, modalities=mods, fold=f)
-            if fusion == "jca":
-                c = c.replace(num_iterations=1)
+            if FUSIONS[fusion].iterations is not None:  # JCA: l = 1
+                c = c.replace(num_iterations=FUSIONS[fusion].iterations)
             per_fold[f] = _cells(c)
         cells.append(per_fold)
     done = run_all([c for pf in cells for cs in pf.values() for c in cs], kind, progress, log)
@@ -306,21 +305,15 @@ def run_compare(cfg: Any, fold: int = 0, models: list[tuple[str, str, list[str]]
     return rows
 
 
-def export_test(cfg: Any, checkpoint: Any, out: str | Path, sample_file: str | Path | None = None,
+def export_test(cfg: Config, checkpoint: Any, out: str | Path, sample_file: str | Path | None = None,
                 partition: str = "test") -> Path:
-    """Predictions for every frame of the ``partition`` trials in the ABAW submission format (FACTS §1).
+    """Predictions for every frame of the ``partition`` trials in the ABAW submission format (the book's chapter
+    *Data format*).
 
     ``checkpoint``: a result folder (or a list of two: a valence and an arousal model, as the paper trains them).
     Rows ``<trial>/<NNNNN>.jpg,valence,arousal`` with NNNNN the 1-based frame number; with ``sample_file`` (the
     organisers' sample submission) exactly its rows, in its order.
     """
-    import torch
-
-    from rjcma.data.dataset import WindowDataset, make_loader
-    from rjcma.data.store import Store
-    from rjcma.models.rjcma import fusion_modalities
-    from rjcma.train.loop import load_model, merge_predictions, predict_windows
-
     ckpts = [checkpoint] if isinstance(checkpoint, (str, Path)) else list(checkpoint)
     store = Store(Path(cfg.data.store))
     trials = [n for n in store.trials() if str(store.meta(n).get("partition", "")).lower() == partition]

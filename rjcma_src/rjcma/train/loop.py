@@ -1,4 +1,4 @@
-"""Train and validate one model on one fold (paper §4.2.2–4.2.3, DESIGN §5): a plain PyTorch loop.
+"""Train and validate one model on one fold (paper §4.2.2–4.2.3): a plain PyTorch loop.
 
 * Hugging Face Accelerate places the model, runs bf16 autocast (``train.mixed_precision=bf16``) and wraps the
   model in DDP when started by ``accelerate launch`` / ``torchrun``; on one CPU it is a no-op wrapper.
@@ -6,20 +6,22 @@
   frames of each window (eq. 16), averaged over targets when one model predicts both.
 * The schedule (warm-up, ReduceLROnPlateau, gradual release of the backbone layer groups, best state reloaded
   every epoch, early stopping) is :class:`rjcma.train.recipe.Recipe`; this file only executes its decisions.
-* Frozen backbone modules stay in eval mode (their batch-norm statistics do not drift; FACTS §2 defect 8).
+* Frozen backbone modules stay in eval mode (their batch-norm statistics do not drift, unlike the released
+  code's: the book's chapter *Paper vs released code*).
 * Evaluation merges overlapping window predictions per frame (:func:`rjcma.data.windows.merge_windows`) and computes
   CCC/PCC/RMSE over all frames of the partition concatenated (the ABAW practice) plus per-trial CCC.
 * After every epoch a training-state checkpoint is written atomically (model, best model, optimizer, recipe,
   RNG states, history); rerunning after an interruption (even ``kill -9``) resumes from it and, on CPU, ends with
   the same numbers as an uninterrupted run. Data order and augmentation depend on (seed, epoch) only.
 
-Result folder (DESIGN §3): ``config.yaml``, ``history.csv``, ``predictions/<trial>.csv``, ``model.safetensors`` +
+Result folder (the book's chapter *Data format*): ``config.yaml``, ``history.csv``, ``predictions/<trial>.csv``, ``model.safetensors`` +
 ``model.json``, and last ``metrics.json`` — a folder whose metrics.json carries the current config hash is complete
 and is skipped on rerun.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -36,52 +38,51 @@ import torch
 from torch import nn
 
 from rjcma import __version__
+from rjcma.config import Config
 from rjcma.errors import RjcmaError
 from rjcma.io import atomic_path, atomic_write_json, atomic_write_text
+from rjcma.metrics import all_metrics, ccc
+from rjcma.models.rjcma import build_model, fusion_modalities, keep_frozen_in_eval
+from rjcma.preprocess import standins
 
 TARGET_COLUMNS = {"valence": 0, "arousal": 1}
 STATE_FILE = "train_state.pt"
-# config fields that do not change the numbers (excluded from the result-folder hash)
+# config fields that do not change the numbers (excluded from the result-folder hash); `threads` does (sums split
+# over another number of threads), `jobs` does not (every run computes with `threads` threads: train_one)
 HASH_EXCLUDE = ("results_dir", "run_name", "num_workers", "corpus", "annotations_root", "faces_root", "videos_root",
-                "store", "folds_file", "repeats")
+                "store", "folds_file", "repeats", "jobs")
 
 
-def config_hash(cfg: Any) -> str:
+def config_hash(cfg: Config) -> str:
     """Hash of everything that changes a training run's numbers (data, preprocess, model, train sections)."""
     return cfg.section_hash("data", "preprocess", "model", "train", exclude=HASH_EXCLUDE)
 
 
 # ---- model assembly --------------------------------------------------------------------------------------------
-def build_trainable(cfg: Any) -> nn.Module:
+def build_trainable(cfg: Config) -> nn.Module:
     """The model trained by the loop: :func:`rjcma.models.rjcma.build_model`, with the backbones in front in end2end
     mode (all backbone parameters frozen until their layer group is released)."""
-    from rjcma.models.rjcma import build_model, fusion_modalities
-
     if cfg.train.mode == "cached":
         return build_model(cfg)
-    from rjcma.models import backbones
-
     mods = fusion_modalities(cfg)
     encoders: dict[str, nn.Module] = {}
     if "visual" in mods:
-        encoders["visual"] = backbones.build_visual_encoder(cfg)
+        encoders["visual"] = standins.build_visual_encoder(cfg)
     if "audio" in mods:
-        encoders["audio"] = backbones.build_audio_encoder(cfg)
+        encoders["audio"] = standins.build_audio_encoder(cfg)
     model = build_model(cfg, encoders)
     for p in model.encoders.parameters():
         p.requires_grad_(False)
     return model
 
 
-def input_modalities(cfg: Any) -> list[str]:
+def input_modalities(cfg: Config) -> list[str]:
     """The modalities the configured fusion reads (the dataset loads only these)."""
-    from rjcma.models.rjcma import fusion_modalities
-
     return fusion_modalities(cfg)
 
 
 def layer_groups(model: nn.Module) -> list[list[nn.Parameter]]:
-    """The release groups (FACTS §5 order): group g holds layer group g of every backbone (visual and audio)."""
+    """The release groups (paper §4.2.2, in release order): group g holds layer group g of every backbone (visual and audio)."""
     encoders = getattr(model, "encoders", None)
     if not encoders:
         return []
@@ -99,20 +100,14 @@ def layer_groups(model: nn.Module) -> list[list[nn.Parameter]]:
 
 
 def set_train_mode(model: nn.Module, train: bool = True) -> None:
-    """``model.train(train)``; RJCMAModel.train keeps frozen encoders and their frozen batch-norm layers in eval
-    mode (FACTS §2 defect 8); this re-applies it for any wrapper (DDP)."""
+    """``model.train(train)``, frozen encoders and their frozen batch-norm layers kept in eval mode
+    (:func:`rjcma.models.rjcma.keep_frozen_in_eval`, also applied by ``RJCMAModel.train``; re-applied here for any
+    wrapper such as DDP)."""
     model.train(train)
     if not train:
         return
     for enc in getattr(model, "encoders", {}).values() if hasattr(model, "encoders") else []:
-        if not any(p.requires_grad for p in enc.parameters()):
-            enc.eval()
-            continue
-        for m in enc.modules():
-            if isinstance(m, nn.modules.batchnorm._BatchNorm):
-                own = list(m.parameters(recurse=False))
-                if not own or not any(p.requires_grad for p in own):
-                    m.eval()
+        keep_frozen_in_eval(enc)
 
 
 def release_group(model: nn.Module, index: int) -> int:
@@ -127,14 +122,20 @@ def release_group(model: nn.Module, index: int) -> int:
     return n
 
 
-def make_optimizer(model: nn.Module, cfg: Any, lr: float) -> torch.optim.Optimizer:
+def release_count(model: nn.Module, cfg: Config) -> int:
+    """How many layer groups the recipe releases: ``train.release_groups`` (paper §4.2.2: three), at most the groups
+    the backbones have (none in cached mode)."""
+    return min(int(cfg.train.release_groups), len(layer_groups(model)))
+
+
+def make_optimizer(model: nn.Module, cfg: Config, lr: float) -> torch.optim.Optimizer:
     """Adam over the trainable parameters only (paper §4.2.2).
 
     With ``train.kk_lr_scale`` != 1 the K×K matrices W_c / W_h of the attention (eqs 5-13) get their own group at
     ``lr · scale`` (0 means 1/K): each of their entries enters sums of up to K² terms, so at the demo's larger lr
     plain Adam diverges at K=300. Every group keeps its ``lr_scale`` so the recipe's lr applies to all of them.
     """
-    scale = float(getattr(cfg.train, "kk_lr_scale", 1.0))
+    scale = float(cfg.train.kk_lr_scale)
     if scale != 1.0 and hasattr(model, "param_groups"):
         groups = model.param_groups(lr, None if scale == 0 else scale)
         for g in groups:
@@ -145,7 +146,7 @@ def make_optimizer(model: nn.Module, cfg: Any, lr: float) -> torch.optim.Optimiz
 
 
 # ---- checkpoints ---------------------------------------------------------------------------------------------------
-def _widths(cfg: Any) -> dict[str, Any]:
+def _widths(cfg: Config) -> dict[str, Any]:
     m = cfg.model
     return {
         "K": cfg.K,
@@ -160,9 +161,9 @@ def _widths(cfg: Any) -> dict[str, Any]:
     }
 
 
-def save_model(model: nn.Module, cfg: Any, out_dir: str | Path, text_stats: dict | None = None) -> Path:
+def save_model(model: nn.Module, cfg: Config, out_dir: str | Path, text_stats: dict | None = None) -> Path:
     """``model.safetensors`` (weights) + ``model.json`` (config, widths, text statistics), both atomic."""
-    from safetensors.torch import save_file
+    from rjcma.stable_safetensors import save_file  # same weights -> same bytes
 
     out = Path(out_dir)
     state = {k: v.detach().to("cpu").contiguous().clone() for k, v in _unwrap(model).state_dict().items()}
@@ -178,12 +179,10 @@ def save_model(model: nn.Module, cfg: Any, out_dir: str | Path, text_stats: dict
     return out / "model.safetensors"
 
 
-def load_model(path: str | Path, cfg: Any | None = None) -> tuple[nn.Module, Any, dict | None]:
+def load_model(path: str | Path, cfg: Config | None = None) -> tuple[nn.Module, Config, dict | None]:
     """Load ``model.safetensors`` + ``model.json`` (a folder or either file). Returns (model in eval mode, config,
     text statistics). With ``cfg`` given, K and the widths must agree or an RjcmaError says what differs."""
     from safetensors.torch import load_file
-
-    from rjcma.config import Config
 
     p = Path(path)
     folder = p if p.is_dir() else p.parent
@@ -251,8 +250,21 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+@contextlib.contextmanager
+def intra_op_threads(n: int):
+    """Run the block with ``n`` torch CPU threads (0: leave as is), then restore. A run's float sums are split over
+    its threads, so a fixed count makes its numbers independent of how many runs share the machine."""
+    before = torch.get_num_threads()
+    if n > 0:
+        torch.set_num_threads(int(n))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 # ---- folds and data ------------------------------------------------------------------------------------------------
-def fold_split(cfg: Any, fold: int | None = None) -> dict[str, list[str]]:
+def fold_split(cfg: Config, fold: int | None = None) -> dict[str, list[str]]:
     """Train/validation trial names of a fold from the folds file (written once and reused)."""
     from rjcma.data.abaw import load_corpus
     from rjcma.data.folds import folds_path, load_or_make_folds
@@ -314,7 +326,6 @@ def merge_predictions(windows: dict[str, list[tuple[int, np.ndarray]]], lengths:
 
 def score_predictions(preds: dict[str, np.ndarray], labels: dict[str, np.ndarray], targets: list[str]) -> dict[str, Any]:
     """Partition metrics (all frames concatenated, ABAW) and per-trial CCC for each target."""
-    from rjcma.train.metrics import all_metrics, ccc
 
     names = sorted(preds)
     out: dict[str, Any] = {}
@@ -336,7 +347,7 @@ def _f(x: Any) -> float | None:
     return None if np.isnan(x) else x
 
 
-def evaluate(model: nn.Module, ds, cfg: Any, device: torch.device, autocast=None) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+def evaluate(model: nn.Module, ds, cfg: Config, device: torch.device, autocast=None) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """Validation metrics and the merged per-frame predictions of a WindowDataset."""
     from rjcma.data.dataset import make_loader
 
@@ -395,15 +406,19 @@ def history_csv(rows: list[dict[str, Any]]) -> str:
 
 
 # ---- the run --------------------------------------------------------------------------------------------------------
-def default_run_dir(cfg: Any, kind: str = "train") -> Path:
-    name = cfg.train.run_name or (
-        f"{cfg.model.fusion.replace(':', '-')}_{cfg.train.target}_fold{cfg.train.fold}_l{cfg.model.num_iterations}"
-        f"_s{cfg.train.seed}"
-    )
-    return Path(cfg.train.results_dir) / cfg.profile / kind / name
+def run_id(cfg: Config) -> str:
+    """Folder name of a run: fusion, modalities, l, target, fold, seed (the one naming rule of result folders)."""
+    mc = cfg.model
+    mods = "".join(m[0] for m in mc.modalities)
+    return f"{mc.fusion.replace(':', '-')}_{mods}_l{mc.num_iterations}_{cfg.train.target}_fold{cfg.train.fold}_s{cfg.train.seed}"
 
 
-def is_complete(run_dir: Path, cfg: Any) -> dict[str, Any] | None:
+def default_run_dir(cfg: Config, kind: str = "train") -> Path:
+    """``<results_dir>/<profile>/<kind>/<train.run_name or run_id>``."""
+    return Path(cfg.train.results_dir) / cfg.profile / kind / (cfg.train.run_name or run_id(cfg))
+
+
+def is_complete(run_dir: Path, cfg: Config) -> dict[str, Any] | None:
     """The metrics of a finished result folder with the same config hash, else None."""
     f = Path(run_dir) / "metrics.json"
     if not f.exists():
@@ -415,12 +430,18 @@ def is_complete(run_dir: Path, cfg: Any) -> dict[str, Any] | None:
     return m if m.get("config_hash") == config_hash(cfg) else None
 
 
-def train_one(cfg: Any, run_dir: str | Path | None = None, progress: bool = True, log=print) -> dict[str, Any]:
+def train_one(cfg: Config, run_dir: str | Path | None = None, progress: bool = True, log=print) -> dict[str, Any]:
     """Train one model on ``cfg.train.fold`` for ``cfg.targets`` and write the result folder; returns metrics.json.
 
     A complete folder (metrics.json with this config hash) is returned as is; a folder with a training-state
-    checkpoint of this config is resumed.
+    checkpoint of this config is resumed. The run computes with ``train.threads`` CPU threads, wherever and next to
+    whatever else it runs, so the same config gives the same bytes (:func:`intra_op_threads`).
     """
+    with intra_op_threads(int(cfg.train.threads)):
+        return _train_one(cfg, run_dir, progress, log)
+
+
+def _train_one(cfg: Config, run_dir: Path | str | None, progress: bool, log) -> dict[str, Any]:
     from accelerate import Accelerator
     from accelerate.utils import broadcast_object_list
     from tqdm.auto import tqdm
@@ -444,9 +465,11 @@ def train_one(cfg: Any, run_dir: str | Path | None = None, progress: bool = True
                       or (cfg.train.device == "auto" and not torch.cuda.is_available()))
     device = acc.device
     main = acc.is_main_process
-    if device.type == "cuda":
+    if device.type == "cuda":  # deterministic kernels (cuBLAS needs its workspace fixed before its first call)
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         torch.backends.cudnn.deterministic = True
         torch.backends.cudnn.benchmark = False
+        torch.use_deterministic_algorithms(True, warn_only=True)
 
     # data
     store = Store(Path(cfg.data.store))
@@ -460,7 +483,7 @@ def train_one(cfg: Any, run_dir: str | Path | None = None, progress: bool = True
     # model and schedule
     seed_everything(cfg.train.seed)
     raw = build_trainable(cfg)
-    groups = len(layer_groups(raw))
+    groups = release_count(raw, cfg)
     recipe = Recipe.from_config(cfg.train, groups=groups)
     history: list[dict[str, Any]] = []
     start_events = recipe.start()
@@ -598,6 +621,7 @@ def train_one(cfg: Any, run_dir: str | Path | None = None, progress: bool = True
         "run": run_dir.name,
         "profile": cfg.profile,
         "fold": cfg.train.fold,
+        "fold_scheme": cfg.data.fold_scheme,  # which partition "fold f" is (data/folds.py; Table 1 labels)
         "fusion": cfg.model.fusion,
         "num_iterations": cfg.model.num_iterations,
         "modalities": list(cfg.model.modalities),
@@ -613,6 +637,8 @@ def train_one(cfg: Any, run_dir: str | Path | None = None, progress: bool = True
         "train_windows": len(train_ds),
         "train_seconds": round(sum(r["seconds"] for r in history), 3),
         "environment": environment(device),
+        "processes": acc.num_processes,  # > 1: DDP (accelerate launch / torchrun)
+        "mixed_precision": str(acc.mixed_precision),
         "config_hash": h,
     }
     if main:

@@ -1,6 +1,7 @@
 """Training loss: L = 1 − rho_c (paper §4.2.3, eq. 16), per sequence over its valid frames, averaged over the batch.
 
-Same estimator as :func:`rjcma.train.metrics.ccc` (population moments, 1/N over the valid frames of the sequence).
+Same estimator as :func:`rjcma.metrics.ccc` (population moments, 1/N over the valid frames of the sequence); eq. (15)
+itself is :func:`rjcma.metrics.concordance`, applied here to the moments of every sequence at once.
 A frame is valid when ``mask`` is True there (False on window padding) and the target is not NaN (−5 rows).
 Sequences with fewer than two valid frames carry no CCC and are left out of the batch mean; if no sequence in the
 batch is usable the loss is a zero that still has a graph (so ``backward()`` works and changes nothing).
@@ -9,6 +10,8 @@ batch is usable the loss is a zero that still has a graph (so ``backward()`` wor
 from __future__ import annotations
 
 import torch
+
+from rjcma.metrics import concordance
 
 # Added to the denominator of eq. (15) so a window whose prediction and target are both constant and equal gives a
 # finite loss instead of 0/0; far below any real variance.
@@ -52,7 +55,7 @@ def ccc_per_sequence(
     var_x = (dx * dx).sum(1) / n_safe  # population variance, 1/N
     var_y = (dy * dy).sum(1) / n_safe
     cov = (dx * dy).sum(1) / n_safe
-    rho = 2 * cov / (var_x + var_y + (mu_x - mu_y) ** 2 + EPS)  # eq. (15)
+    rho = concordance(mu_x, mu_y, var_x, var_y, cov, eps=EPS)  # eq. (15)
     usable = n >= 2
     rho = torch.where(usable, rho, torch.zeros_like(rho))
     if squeeze:

@@ -1,4 +1,4 @@
-"""The paper's training schedule (§4.2.2, FACTS §5) as a pure state machine, without torch.
+"""The paper's training schedule (§4.2.2) as a pure state machine, without torch.
 
 The loop asks the recipe two things: which learning rate to use for a step (:meth:`Recipe.lr_for_step`) and,
 at the end of each epoch, what to do given the validation CCC (:meth:`Recipe.end_epoch`). The answer is a

@@ -1,0 +1,152 @@
+"""Offline demo corpus in the Aff-Wild2 (6th ABAW, VA track) layout: ``rjcma synth``.
+
+Nothing here is Aff-Wild2 data. The generator writes a small corpus with the organisers' folder layout
+(the book's chapter *Data format*) so that the reader, the preprocessing, training and the book run on it unchanged:
+
+```
+<out>/6th ABAW Annotations/VA_Estimation_Challenge/Train_Set/<trial>.txt        header "valence,arousal"
+<out>/6th ABAW Annotations/VA_Estimation_Challenge/Validation_Set/<trial>.txt   one row per frame, -5 = unannotated
+<out>/names_of_videos_in_each_test_set/
+      Valence_Arousal_Estimation_Challenge_test_set_release.txt                 test trial names, one per line
+<out>/cropped_aligned/<trial>/00001.jpg ...                                     112x112 aligned faces, 1-based;
+                                                                                no jpg where the face is turned away
+                                                                                or occluded
+<out>/videos/batch1/<video>.mp4                                                 H.264 + AAC 44.1 kHz mono,
+                                                                                25 / 30 / 29.97 fps
+<out>/subject_map.csv                                                           optional map trial,subject
+<out>/SYNTH_TRUTH.json, <out>/SYNTH_TRUTH/<trial>.csv                           extra (not Aff-Wild2): generator
+                                                                                parameters, latents, ceilings
+```
+
+Video ``1-…`` shows two subjects side by side: trials ``<video>_left`` and ``<video>_right`` have their own
+annotation file and face folder and share the video's audio (they take turns speaking). The last video(s) form
+the test set: video and faces, no annotations. Video names follow Aff-Wild2's ``<id>-<fps>-<W>x<H>`` style.
+
+Signal design (paper §1: valence and arousal are expressed across modalities)
+-----------------------------------------------------------------------------
+Every trial (subject) has seven latent parts on the video's frame grid, each a smooth Gaussian process (an
+Ornstein–Uhlenbeck process low-pass filtered once more; time constants 2.5–5 s) plus a per-trial offset (20 % of
+its variance), except the word parts, which follow the adjectives said (below). The parts are made orthogonal
+inside every trial and scaled to unit variance over the corpus (:func:`normalise_parts`), so the shares below
+hold on the generated corpus itself, in every fold (for arousal up to the chance correlation of prosody and the
+spoken arousal words, which the speech fixes together). The two
+targets are sums of parts, each part visible in one channel only::
+
+    valence latent V(t) = m_V + s_V * ( sqrt(0.45) F(t) + sqrt(0.35) W(t)                     + sqrt(0.20) R_V(t) )
+    arousal latent A(t) = m_A + s_A * ( sqrt(0.40) P(t) + sqrt(0.25) M(t) + sqrt(0.15) W_A(t) + sqrt(0.20) R_A(t) )
+
+- ``F`` face part of valence: mouth curvature (smile / frown) and brow angle of the rendered face (visual).
+- ``W``, ``W_A`` word parts: what the subject says. The speaker picks English adjectives from a 5 x 3
+  valence-arousal lexicon (``LEXICON``, "furious" … "blissful", like the valence/arousal norms of real words)
+  whose cell is the nearest to a smooth *intended* pair (``words_intent``, ``words_a_intent`` in the truth files)
+  at the time of the word. ``W`` (``W_A``) is then the valence (arousal) level of the last adjective this
+  subject finished saying, held until the next one and followed with a 0.8 s one-pole lag (text; the audio
+  carries the same words acoustically).
+- ``P`` prosody part of arousal: espeak-ng speaking rate and pitch per utterance, loudness continuously
+  (about ±5 dB per standard deviation), and shorter pauses when ``P`` is high (audio). The mouth opening follows
+  the loudness envelope of the speech, so the video also carries a little of ``P``.
+- ``M`` motion part of arousal: eye opening, brow height, blink rate, head-roll oscillation and jitter amplitude
+  (visual).
+- ``R_V``, ``R_A`` residuals: not shown anywhere, so no model can predict them.
+
+How the design came to be so (what earlier generator versions did and why they changed) is told in the book's data
+chapter (*Demo corpus: version history*).
+
+Annotation: the label of frame k is the latent at time ``t_k - lag`` (an annotator's reaction lag, 0.5–1.0 s
+per trial) plus smooth annotation noise (std 0.04), clipped to [-1, 1] and written with three decimals. Runs of
+``-5`` rows (unannotated) appear at the start of one trial and inside some others; frames with the face turned
+away or occluded have no jpg (but keep their annotation, as in Aff-Wild2).
+
+Designed ceilings (variance shares; CCC of the best predictor that sees the parts, 2 s / (1 + s + n) with the
+noise share n): valence face 0.45 → 0.62, words 0.35 → 0.51, all 0.80 → 0.88; arousal prosody 0.40 → 0.57,
+motion 0.25 → 0.40, words 0.15 → 0.26, all 0.80 → 0.88. So each target needs two or three modalities to approach
+its ceiling, and each modality alone stays well below it. ``SYNTH_TRUTH.json`` also holds *measured* ceilings: the
+CCC of the best linear predictor (least squares, one global delay) from the signals actually rendered (the
+quantised words held until the next adjective, the per-utterance prosody including the partner's turns in the
+two-subject video, the face and motion parts) against the written labels, per modality (visual = face + motion,
+audio = prosody, text = words) and for all three: ``measured_ceiling_ccc`` fitted and scored on train +
+validation, and ``measured_ceiling_ccc_validation`` fitted on train and scored on validation. The file holds the
+figures of each generated corpus. Real models see these signals through encoders and ASR and reach less.
+
+Completion: ``SYNTH_TRUTH.json`` is written last. A folder without it (an interrupted run) is cleared and
+rewritten by the next ``rjcma synth``; a finished corpus with the same arguments is left as it is.
+
+Determinism: the same seed gives byte-identical annotation files, jpgs, truth files and mp4 files on the same
+FFmpeg/x264/espeak-ng build (x264 runs single-threaded with fixed settings). Frame widths are multiples of 128:
+FFmpeg pads frame rows to 64 bytes, and with a chroma width that is not a multiple of 64 (e.g. 320 px → 160)
+x264's output depended on the uninitialised padding, so the same frames gave different mp4 bytes.
+
+Modules, one concern each: :mod:`~rjcma.data.synth.layout` (where files go), :mod:`~rjcma.data.synth.design`
+(shares, lexicon, latent parts), :mod:`~rjcma.data.synth.speech` (espeak-ng utterances),
+:mod:`~rjcma.data.synth.plan` (partitions, identities, latents and speech of every video),
+:mod:`~rjcma.data.synth.render` (faces and crops), :mod:`~rjcma.data.synth.mux` (frames and audio into the mp4),
+:mod:`~rjcma.data.synth.truth` (labels and truth files), :mod:`~rjcma.data.synth.ceilings` and
+:mod:`~rjcma.data.synth.corpus` (``rjcma synth``). Every public name is importable from ``rjcma.data.synth``.
+"""
+
+from rjcma.data.synth.ceilings import designed_ceilings, measured_ceilings
+from rjcma.data.synth.corpus import add_synth_arguments, run_synth, synthesize
+from rjcma.data.synth.design import (
+    CLAUSES,
+    LAG_RANGE,
+    LATENT_MEAN,
+    LATENT_STD,
+    LEXICON,
+    NOISE_STD,
+    NOISE_TAU,
+    OFFSET_SHARE,
+    PARTS,
+    SHARES,
+    SPOKEN,
+    TAU,
+    VOICES_F,
+    VOICES_M,
+    WORD_TAU,
+    Identity,
+    TrialPlan,
+    VideoPlan,
+    at_time,
+    combine_targets,
+    make_latents,
+    normalise_parts,
+    part_signal,
+    smooth_process,
+    spoken_word_parts,
+)
+from rjcma.data.synth.layout import (
+    ANNOTATIONS_DIR,
+    AUDIO_RATE,
+    CROP,
+    ESPEAK_RATE,
+    FACES_DIR,
+    FPS_CYCLE,
+    GENERATOR_VERSION,
+    MANAGED,
+    MIN_VIDEOS,
+    PARTITION_DIRS,
+    SUBJECT_MAP_NAME,
+    TEST_LIST_DIR,
+    TEST_LIST_NAME,
+    TRUTH_DIR,
+    TRUTH_JSON,
+    VA_DIR,
+    VIDEOS_DIR,
+)
+from rjcma.data.synth.mux import synth_video
+from rjcma.data.synth.plan import plan_corpus
+from rjcma.data.synth.render import draw_face, face_events, render_states
+from rjcma.data.synth.speech import espeak_available, plan_speech, speak, upsample2
+from rjcma.data.synth.truth import read_truth, read_truth_trial
+from rjcma.metrics import ccc
+
+__all__ = [
+    "ANNOTATIONS_DIR", "AUDIO_RATE", "CLAUSES", "CROP", "ESPEAK_RATE", "FACES_DIR", "FPS_CYCLE", "GENERATOR_VERSION",
+    "LAG_RANGE", "LATENT_MEAN", "LATENT_STD", "LEXICON", "MANAGED", "MIN_VIDEOS", "NOISE_STD", "NOISE_TAU",
+    "OFFSET_SHARE", "PARTITION_DIRS", "PARTS", "SHARES", "SPOKEN", "SUBJECT_MAP_NAME", "TAU", "TEST_LIST_DIR",
+    "TEST_LIST_NAME", "TRUTH_DIR", "TRUTH_JSON", "VA_DIR", "VIDEOS_DIR", "VOICES_F", "VOICES_M", "WORD_TAU",
+    "Identity", "TrialPlan", "VideoPlan", "add_synth_arguments", "at_time", "ccc", "combine_targets",
+    "designed_ceilings", "draw_face", "espeak_available", "face_events", "make_latents", "measured_ceilings",
+    "normalise_parts", "part_signal", "plan_corpus", "plan_speech", "read_truth", "read_truth_trial",
+    "render_states", "run_synth", "smooth_process", "speak", "spoken_word_parts", "synth_video", "synthesize",
+    "upsample2",
+]

@@ -1,0 +1,31 @@
+"""Where the demo generator writes: the Aff-Wild2 names of :mod:`rjcma.layout`, plus its own extra files.
+
+The corpus tree is drawn in the package docstring (:mod:`rjcma.data.synth`).
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+from rjcma.layout import (  # noqa: F401 - re-exported: rjcma.data.synth.ANNOTATIONS_DIR etc.
+    ANNOTATIONS_DIR,
+    CROP,
+    FACES_DIR,
+    PARTITION_DIRS,
+    SUBJECT_MAP_NAME,
+    TEST_LIST_DIR,
+    TEST_LIST_NAME,
+    VA_DIR,
+    face_file,
+)
+
+VIDEOS_DIR = "videos/batch1"
+TRUTH_JSON = "SYNTH_TRUTH.json"  # written last: a folder without it is an interrupted run
+TRUTH_DIR = "SYNTH_TRUTH"
+FPS_CYCLE = (Fraction(30), Fraction(25), Fraction(30000, 1001))
+AUDIO_RATE = 44100  # AAC sample rate; espeak-ng speaks at 22050 Hz, upsampled x2
+ESPEAK_RATE = 22050
+MIN_VIDEOS = 4
+GENERATOR_VERSION = 6  # bump when the output for a given seed changes (history: the book's data chapter)
+# what a rerun may clear: everything the generator writes
+MANAGED = (ANNOTATIONS_DIR, TEST_LIST_DIR, FACES_DIR, "videos", TRUTH_DIR, SUBJECT_MAP_NAME)

@@ -1,0 +1,282 @@
+"""Face detection (MTCNN with landmarks, Haar fallback), alignment to the template, tracking over frames.
+
+Frames are drawn here with the demo corpus's face renderer (no file is read or downloaded). The MTCNN tests need
+the weight files of facenet-pytorch, which ``make setup`` installs with ``--no-deps``.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+import pytest
+
+from rjcma.data.synth import CROP as SYNTH_CROP
+from rjcma.data.synth import Identity
+from rjcma.data.synth.render import crop_affine, draw_face
+from rjcma.errors import MissingAssetError, RjcmaError
+from rjcma.preprocess import faces as F
+
+LIGHT = (180, 205, 240)  # BGR, the lightest skin of the demo corpus
+DARK = (60, 80, 120)  # BGR, the darkest
+
+
+def _identity(skin, eye_gap=0.38, mouth_w=0.35) -> Identity:
+    return Identity(skin=skin, hair=(30, 30, 35), scale=1.0, dx=0.0, dy=0.0, eye_gap=eye_gap, mouth_w=mouth_w,
+                      voice="en-us", pitch0=50.0)
+
+
+def _state(cx, cy, r, roll=0.0, **kw):
+    st = {"cx": cx, "cy": cy, "r": r, "roll": roll, "smile": 0.3, "brow": 0.0, "eye": 0.9, "mouth": 0.0,
+          "raise": 0.5, "gaze": 0.0}
+    st.update(kw)
+    return st
+
+
+def _background(w=384, h=288, seed=0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    g = np.linspace(0, 1, h)[:, None, None]
+    c0, c1 = rng.integers(60, 200, 3), rng.integers(60, 200, 3)
+    return ((c0 * (1 - g) + c1 * g) * np.ones((1, w, 1))).astype(np.uint8)
+
+
+def _frame(faces, w=384, h=288, seed=0) -> np.ndarray:
+    """RGB frame with the given (state, identity) faces drawn by the demo renderer (which draws BGR)."""
+    img = _background(w, h, seed)
+    for st, ident in faces:
+        draw_face(img, st, ident, "face")
+    return np.ascontiguousarray(img[:, :, ::-1])
+
+
+def _drawn_landmarks(st, ident) -> np.ndarray:
+    """Where the renderer puts the eye centres, nose tip and mouth corners (face units -> frame pixels)."""
+    th = math.radians(st["roll"])
+    c, s = math.cos(th), math.sin(th)
+    mw = ident.mouth_w * (1 + 0.12 * st["smile"])
+    mouth_y = 0.58 - 0.24 * st["smile"] * (1 - 0.35)
+    uv = [(-ident.eye_gap, -0.12), (ident.eye_gap, -0.12), (0.0, 0.27), (-mw, mouth_y), (mw, mouth_y)]
+    return np.array([(st["cx"] + st["r"] * (u * c - v * s), st["cy"] + st["r"] * (u * s + v * c)) for u, v in uv])
+
+
+@pytest.fixture(scope="module")
+def mtcnn():
+    try:
+        return F.get_detector("mtcnn")
+    except MissingAssetError as e:  # a missing install step must show, not hide behind a skip
+        pytest.fail(f"{e} (make setup installs it)")
+
+
+# ---- detection -------------------------------------------------------------------------------------------------
+def test_mtcnn_finds_the_face_and_its_landmarks(mtcnn):
+    ident = _identity(LIGHT)
+    st = _state(190, 150, 50)
+    faces = mtcnn(_frame([(st, ident)]))
+    assert len(faces) == 1
+    f = faces[0]
+    assert f.score > 0.9 and f.landmarks.shape == (5, 2) and not f.interpolated
+    x0, y0, x1, y1 = f.box
+    assert x0 < 190 < x1 and y0 < 150 < y1 and 60 < f.size < 160
+    err = np.linalg.norm(f.landmarks - _drawn_landmarks(st, ident), axis=1)
+    assert err.max() < 0.25 * st["r"], err  # each point within a quarter of the face's half-width
+    le, re, nose, ml, mr = f.landmarks
+    assert le[0] < re[0] and ml[0] < mr[0] and le[1] < nose[1] < ml[1]
+
+
+def test_two_faces_left_to_right_and_none_in_an_empty_frame(mtcnn):
+    a, b = _identity(LIGHT), _identity((95, 130, 180), eye_gap=0.36)
+    faces = mtcnn(_frame([(_state(104, 115, 38), a), (_state(280, 115, 38), b)], w=384, h=216))
+    assert len(faces) == 2
+    assert faces[0].centre[0] < 192 < faces[1].centre[0]
+    assert mtcnn(_background(seed=3)) == []
+
+
+def test_darker_skinned_face_is_found(mtcnn):
+    ident = _identity(DARK)
+    st = _state(200, 150, 52, roll=6.0)
+    faces = mtcnn(_frame([(st, ident)], seed=5))
+    assert len(faces) == 1
+    err = np.linalg.norm(faces[0].landmarks - _drawn_landmarks(st, ident), axis=1)
+    assert err.max() < 0.25 * st["r"], err
+
+
+def test_batch_gives_the_same_faces_as_single_frames(mtcnn):
+    frames = [_frame([(_state(150 + 20 * i, 140, 45), _identity(LIGHT))], seed=i) for i in range(3)]
+    frames.append(np.zeros((120, 160, 3), np.uint8))  # another size in the same batch, no face
+    batch = F.detect_faces_batch(frames, detector="mtcnn")
+    assert len(batch) == 4 and batch[3] == []
+    for fr, got in zip(frames[:3], batch[:3]):
+        one = F.detect_faces(fr, detector="mtcnn")
+        assert len(one) == len(got) == 1
+        np.testing.assert_allclose(one[0].box, got[0].box, atol=1e-3)
+        np.testing.assert_allclose(one[0].landmarks, got[0].landmarks, atol=1e-3)
+
+
+def test_bad_frame_is_one_clear_error(mtcnn):
+    with pytest.raises(RjcmaError, match="RGB uint8"):
+        F.detect_faces(np.zeros((10, 10), np.uint8), detector="mtcnn")
+    with pytest.raises(RjcmaError, match="unknown"):
+        F.detect_faces(np.zeros((10, 10, 3), np.uint8), detector="retina")
+
+
+# ---- alignment -------------------------------------------------------------------------------------------------
+def test_similarity_transform_recovers_rotation_scale_shift():
+    rng = np.random.default_rng(0)
+    th, sc, t = 0.4, 1.7, np.array([12.0, -5.0])
+    R = sc * np.array([[math.cos(th), -math.sin(th)], [math.sin(th), math.cos(th)]])
+    src = rng.uniform(0, 100, (5, 2))
+    M = F.similarity_transform(src, src @ R.T + t)
+    np.testing.assert_allclose(M[:, :2], R, atol=1e-9)
+    np.testing.assert_allclose(M[:, 2], t, atol=1e-9)
+    with pytest.raises(RjcmaError):
+        F.similarity_transform(np.ones((5, 2)), src)
+
+
+def test_landmarks_land_on_the_template():
+    """Dots drawn at the landmarks of a rotated, scaled face end up on the template points of the aligned crop."""
+    import cv2
+
+    th, sc, t = math.radians(20), 2.3, np.array([140.0, 60.0])
+    R = sc * np.array([[math.cos(th), -math.sin(th)], [math.sin(th), math.cos(th)]])
+    lm = F.TEMPLATE @ R.T + t  # the face in the frame: template rotated by 20 degrees, 2.3x larger
+    img = np.zeros((400, 400, 3), np.uint8)
+    for x, y in lm:
+        cv2.circle(img, (int(round(x * 16)), int(round(y * 16))), 5 * 16, (255, 255, 255), -1, cv2.LINE_AA, 4)
+    crop = F.align_face(img, F.Face((0, 0, 1, 1), 1.0, lm), size=F.CROP)
+    assert crop.shape == (F.CROP, F.CROP, 3) and crop.dtype == np.uint8
+    g = crop[:, :, 0].astype(np.float64)
+    yy, xx = np.mgrid[: F.CROP, : F.CROP]
+    for tx, ty in F.TEMPLATE:  # centroid of the dot near each template point
+        win = (np.abs(xx - tx) < 6) & (np.abs(yy - ty) < 6)
+        w = g * win
+        assert w.sum() > 0
+        cx, cy = (w * xx).sum() / w.sum(), (w * yy).sum() / w.sum()
+        assert abs(cx - tx) < 0.6 and abs(cy - ty) < 0.6, (cx, cy, tx, ty)
+    small = F.align_face(img, F.Face((0, 0, 1, 1), 1.0, lm))
+    assert small.shape == (48, 48, 3)
+
+
+def test_aligned_crop_matches_the_corpus_framing(mtcnn):
+    """The detected, aligned face agrees with the crop the demo corpus writes for the same frame, better than the
+    square Haar-style box crop of the same detection."""
+    import cv2
+
+    from rjcma.preprocess import video as V
+
+    ident = _identity((120, 160, 210))
+    st = _state(190, 150, 54, roll=8.0)
+    bgr = _frame([(st, ident)], seed=2)[:, :, ::-1]
+    A = crop_affine(st["cx"], st["cy"], st["r"], st["roll"])
+    ref = cv2.warpAffine(np.ascontiguousarray(bgr), A, (SYNTH_CROP, SYNTH_CROP), flags=cv2.INTER_LINEAR,
+                         borderMode=cv2.BORDER_REPLICATE)[:, :, ::-1]
+    rgb = np.ascontiguousarray(bgr[:, :, ::-1])
+    f = mtcnn(rgb)[0]
+    aligned = F.align_face(rgb, f, size=F.CROP).astype(np.float64)
+    square = V.crop_square(rgb, V.square_box(f.box), F.CROP).astype(np.float64)
+    mad_aligned = np.abs(aligned - ref).mean()
+    mad_square = np.abs(square - ref).mean()
+    assert mad_aligned < 12 and mad_aligned < 0.7 * mad_square, (mad_aligned, mad_square)
+
+
+def test_haar_face_gets_the_same_framing_from_its_box():
+    x0, y0, w, h = 100.0, 50.0, 80.0, 80.0
+    f = F.Face((x0, y0, x0 + w, y0 + h), 1.0, None)
+    lm = F.face_landmarks(f)
+    np.testing.assert_allclose(lm, [x0, y0] + F.HAAR_BOX_LANDMARKS * [w, h])
+    M = F.alignment_matrix(f)
+    assert abs(M[0, 1]) < 0.02 * abs(M[0, 0])  # nearly no rotation from a box
+    assert F.align_face(np.zeros((300, 300, 3), np.uint8), f).shape == (48, 48, 3)
+
+
+# ---- Haar fallback ---------------------------------------------------------------------------------------------
+def test_haar_fallback_when_the_weights_are_missing(tmp_path, monkeypatch):
+    monkeypatch.setattr(F, "_facenet_pytorch_data", lambda: tmp_path / "none")
+    monkeypatch.delenv(F.WEIGHTS_ENV, raising=False)
+    monkeypatch.setattr(F, "_CACHE", {})
+    monkeypatch.setattr(F, "_WARNED", set())
+    with pytest.raises(MissingAssetError, match="--no-deps facenet-pytorch"):
+        F.get_detector("mtcnn")
+    frame = _frame([(_state(190, 150, 60), _identity(LIGHT))])
+    with pytest.warns(UserWarning, match="Haar"):
+        faces = F.detect_faces(frame, detector="auto")
+    assert isinstance(F.get_detector("auto"), F.HaarFaces)
+    assert all(f.landmarks is None for f in faces)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # warned once per process, not per frame
+        F.detect_faces_batch([frame, frame], detector="auto")
+
+
+def test_auto_asks_haar_only_where_mtcnn_found_nothing():
+    class Stub:
+        def detect_batch(self, frames):
+            return [[F.Face((0, 0, 10, 10), 0.9, np.zeros((5, 2)))], []]
+
+    class Haar:
+        calls = 0
+
+        def __call__(self, frame):
+            Haar.calls += 1
+            return [F.Face((5, 5, 50, 50), 1.0, None)]
+
+    out = F.MTCNNThenHaar(Stub(), Haar()).detect_batch([np.zeros((60, 60, 3), np.uint8)] * 2)
+    assert out[0][0].landmarks is not None and out[1][0].landmarks is None and Haar.calls == 1
+
+
+def test_wrong_weight_file_is_one_clear_error(tmp_path):
+    import torch
+
+    from rjcma.models.mtcnn import load_mtcnn
+
+    src = F.mtcnn_weights_dir()
+    for name in ("pnet.pt", "rnet.pt", "onet.pt"):
+        (tmp_path / name).write_bytes((src / name).read_bytes())
+    torch.save({"conv1.weight": torch.zeros(1)}, tmp_path / "rnet.pt")
+    with pytest.raises(RjcmaError, match="rnet.pt: not MTCNN weights"):
+        load_mtcnn(tmp_path)
+    (tmp_path / "onet.pt").unlink()
+    with pytest.raises(MissingAssetError, match="onet.pt"):
+        load_mtcnn(tmp_path)
+
+
+# ---- tracking --------------------------------------------------------------------------------------------------
+def _box(cx, cy, s=60.0):
+    return F.Face((cx - s / 2, cy - s / 2, cx + s / 2, cy + s / 2), 0.99, None)
+
+
+def test_tracker_keeps_two_people_apart_and_bridges_short_gaps():
+    tr = F.FaceTracker(max_gap=4)
+    for k in range(30):
+        left, right = _box(100 + k, 120), _box(300 - k, 125 + 0.5 * k)
+        faces = [right] if 10 <= k < 13 else [right, left]  # left missing 3 frames; detector order not by side
+        if k == 20:
+            faces.append(_box(200, 250, 30))  # a one-frame false detection
+        tr.update(k, faces)
+    tracks = tr.tracks()
+    assert sorted(tracks) == [0, 1]
+    assert sorted(tracks[0]) == list(range(30)) and sorted(tracks[1]) == list(range(30))
+    for k in range(30):
+        assert tracks[0][k].centre[0] < 150 and tracks[1][k].centre[0] > 250  # ids never swap
+    assert [k for k, f in tracks[0].items() if f.interpolated] == [10, 11, 12]
+    np.testing.assert_allclose(tracks[0][11].centre, (111, 120), atol=1e-6)
+    assert not any(f.interpolated for f in tracks[1].values())
+
+
+def test_tracker_orders_by_first_appearance_and_splits_long_gaps():
+    tr = F.FaceTracker(max_gap=2)
+    for k in range(5):
+        tr.update(k, [_box(300, 100)])
+    for k in range(5, 10):
+        tr.update(k, [_box(300, 100), _box(80, 100)])  # a second person enters on the left later
+    for k in range(20, 25):
+        tr.update(k, [_box(300, 100)])  # the first one returns after a long gap: a new track
+    t = tr.tracks()
+    assert [sorted(v)[0] for v in t.values()] == [0, 5, 20]
+    assert t[0][0].centre[0] == 300 and t[1][5].centre[0] == 80
+    with pytest.raises(RjcmaError, match="increasing order"):
+        tr.update(3, [])
+
+
+def test_tracker_keeps_a_face_of_a_one_frame_video():
+    tr = F.FaceTracker()
+    tr.update(0, [_box(50, 50)])
+    assert list(tr.tracks()) == [0]

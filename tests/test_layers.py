@@ -1,0 +1,153 @@
+"""The package's layers hold: every import between its modules points down (or stays inside one layer).
+
+    base      config, io, errors, metrics, layout, paper_numbers, fusions, assets (and the package itself)
+      ↑
+    data      models        two siblings: they never import each other (models take tensors; the data layer
+      ↑         ↑           serves any trainer)
+    preprocess              runs the frozen encoders, so it uses both
+      ↑
+    train
+      ↑
+    apps      cli, predict, predict_cli, book, plots, results_tables, report, lessons, reference, bundle
+
+The graph is read from the source with ``ast``: every ``import`` and ``from … import`` of a package module, at the top
+of a file or inside a function, ``if TYPE_CHECKING`` blocks included (a type-only arrow is still an arrow). Third-party
+packages are not part of the graph. A module that is in none of the layers below fails the test until it is placed.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+import rjcma
+
+PACKAGE = Path(rjcma.__file__).parent
+
+# top-level module or subpackage -> layer (a subpackage's modules all sit in its layer)
+LAYER_OF = {
+    "__init__": "base", "config": "base", "io": "base", "errors": "base", "metrics": "base", "layout": "base",
+    "paper_numbers": "base", "fusions": "base", "assets": "base", "stable_safetensors": "base",
+    "data": "data", "models": "models",
+    "preprocess": "preprocess",
+    "train": "train",
+    "cli": "apps", "predict": "apps", "book": "apps", "plots": "apps", "results_tables": "apps", "report": "apps",
+    "lessons": "apps", "reference": "apps", "bundle": "apps", "predict_cli": "apps",
+}
+RANK = {"base": 0, "data": 1, "models": 1, "preprocess": 2, "train": 3, "apps": 4}
+
+
+def module_name(path: Path) -> str:
+    rel = path.relative_to(PACKAGE.parent).with_suffix("")
+    parts = list(rel.parts)
+    if parts[-1] == "__init__":
+        parts = parts[:-1]
+    return ".".join(parts)
+
+
+def layer(module: str) -> str | None:
+    """The layer of ``rjcma.<top>...``; None for a module not placed in :data:`LAYER_OF`."""
+    parts = module.split(".")
+    top = parts[1] if len(parts) > 1 else "__init__"
+    return LAYER_OF.get(top)
+
+
+def package_modules() -> dict[str, Path]:
+    return {module_name(p): p for p in sorted(PACKAGE.rglob("*.py"))}
+
+
+def imported_modules(path: Path, module: str, known: set[str]) -> list[tuple[int, str]]:
+    """``(line, module)`` for every import of a package module in ``path`` (anywhere in the file)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    out: list[tuple[int, str]] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            out += [(node.lineno, a.name) for a in node.names if a.name.split(".")[0] == "rjcma"]
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:  # relative import: resolve against this module's package
+                base = package.split(".")
+                base = base[: len(base) - (node.level - 1)] if node.level > 1 else base
+                target = ".".join(base + ([node.module] if node.module else []))
+            else:
+                target = node.module or ""
+            if target.split(".")[0] != "rjcma":
+                continue
+            for a in node.names:  # `from rjcma.data import synth` imports the module rjcma.data.synth
+                sub = f"{target}.{a.name}"
+                out.append((node.lineno, sub if sub in known else target))
+    return out
+
+
+def arrow_allowed(src: str, dst: str) -> bool:
+    a, b = layer(src), layer(dst)
+    if a == b:
+        return True
+    return RANK[b] < RANK[a]  # data and models share a rank: neither is below the other
+
+
+def test_every_module_has_a_layer():
+    unplaced = sorted(m for m in package_modules() if layer(m) is None)
+    assert not unplaced, f"modules in no layer (place them in LAYER_OF of tests/test_layers.py): {unplaced}"
+
+
+def test_imports_follow_the_layers():
+    mods = package_modules()
+    known = set(mods)
+    bad = []
+    for src, path in mods.items():
+        if layer(src) is None:
+            continue  # reported by test_every_module_has_a_layer
+        for line, dst in imported_modules(path, src, known):
+            if layer(dst) is None:
+                continue
+            if not arrow_allowed(src, dst):
+                bad.append(f"{path.relative_to(PACKAGE.parent)}:{line}: {src} ({layer(src)}) imports {dst} "
+                           f"({layer(dst)})")
+    assert not bad, "imports against the layers:\n" + "\n".join(bad)
+
+
+# ---- the checker itself -------------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("src", "dst", "ok"),
+    [
+        ("rjcma.models.backbones", "rjcma.config", True),
+        ("rjcma.data.store", "rjcma.io", True),
+        ("rjcma.preprocess.standins", "rjcma.data.synth.render", True),
+        ("rjcma.preprocess.standins", "rjcma.models.backbones", True),
+        ("rjcma.train.loop", "rjcma.preprocess.standins", True),
+        ("rjcma.predict", "rjcma.train.loop", True),
+        ("rjcma.data.synth.mux", "rjcma.data.synth.truth", True),
+        ("rjcma.models.backbones", "rjcma.data.synth", False),  # siblings
+        ("rjcma.data.dataset", "rjcma.models.rjcma", False),
+        ("rjcma.data.store", "rjcma.preprocess.text", False),  # upwards
+        ("rjcma.config", "rjcma.models.rjcma", False),
+        ("rjcma.preprocess.pipeline", "rjcma.train.commands", False),
+        ("rjcma.train.cv", "rjcma.results_tables", False),
+    ],
+)
+def test_arrow_rule(src, dst, ok):
+    assert arrow_allowed(src, dst) is ok
+
+
+def test_the_walk_sees_local_relative_and_type_checking_imports(tmp_path):
+    """A function-local import, a relative import and one under TYPE_CHECKING all count as arrows."""
+    pkg = tmp_path / "rjcma"
+    (pkg / "data").mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    (pkg / "data" / "__init__.py").write_text("")
+    f = pkg / "data" / "x.py"
+    f.write_text(
+        "from typing import TYPE_CHECKING\n"
+        "import numpy\n"
+        "if TYPE_CHECKING:\n"
+        "    from rjcma.models.rjcma import RJCMAModel\n"
+        "def g():\n"
+        "    from ..preprocess import text\n"
+        "    import rjcma.train.loop\n"
+    )
+    got = {m for _, m in imported_modules(f, "rjcma.data.x", {"rjcma.preprocess.text"})}
+    assert got == {"rjcma.models.rjcma", "rjcma.preprocess.text", "rjcma.train.loop"}
+    assert not any(arrow_allowed("rjcma.data.x", m) for m in got)

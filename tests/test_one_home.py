@@ -1,0 +1,95 @@
+"""Each fact has one home that the rest of the package reads: the fusion registry, the CCC, the paper's numbers, the
+corpus layout, run-folder names and the frozen-encoder rule."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from rjcma import config, layout, metrics, paper_numbers, results_tables
+from rjcma.data import abaw
+from rjcma.data import synth
+from rjcma.fusions import FUSIONS, MODALITIES
+from rjcma.models.rjcma import FUSION_BUILDERS, build_model, fusion_modalities, keep_frozen_in_eval
+from rjcma.train import cv, loop, losses
+
+
+def test_the_fusion_registry_drives_config_model_compare_and_book():
+    assert config.FUSIONS == tuple(FUSIONS) and config.MODALITIES == MODALITIES
+    assert {f.builder for f in FUSIONS.values()} == set(FUSION_BUILDERS)
+    assert [m[1] for m in cv.COMPARE_MODELS] == list(FUSIONS)
+    assert [m[0] for m in cv.COMPARE_MODELS] == [f.run_label for f in FUSIONS.values()]
+    assert results_tables.FUSION_LABELS == {n: f.label for n, f in FUSIONS.items()}
+    with pytest.raises(config.RjcmaError, match="model.fusion must be one of"):
+        config.load_config("demo").replace(fusion="no-such-fusion")
+
+
+@pytest.mark.parametrize("name", list(FUSIONS))
+def test_every_registered_fusion_builds_and_reads_its_modalities(name):
+    spec = FUSIONS[name]
+    cfg = config.load_config("demo").replace(fusion=name, modalities=spec.compare_modalities(), seq_len=6, stride=3)
+    mods = fusion_modalities(cfg)
+    assert mods == (list(spec.modalities) if spec.modalities else spec.compare_modalities())
+    model = build_model(cfg).eval()
+    assert list(model.tcn) == mods
+    dims = {"audio": 128, "visual": 512, "text": 384}
+    out = model({m: torch.randn(2, 6, dims[m]) for m in mods})
+    assert out["pred"].shape == (2, 6, 2)
+    if spec.builder == "joint-attention":  # l blocks: JCA one, the others model.num_iterations
+        assert len(out["maps"]) == (spec.iterations or cfg.model.num_iterations)
+    else:
+        assert spec.builder == "released" or out["maps"] == []
+
+
+def test_one_ccc():
+    rng = np.random.default_rng(0)
+    y = rng.normal(size=200)
+    x = 0.7 * y + rng.normal(scale=0.5, size=200) + 0.2
+    ref = metrics.ccc(x, y)
+    mx, my, vx, vy, cxy = x.mean(), y.mean(), x.var(), y.var(), np.mean((x - x.mean()) * (y - y.mean()))
+    assert ref == pytest.approx(2 * cxy / (vx + vy + (mx - my) ** 2), rel=1e-12)
+    assert synth.ccc is metrics.ccc  # the generator's ceilings use it
+    from rjcma.train import metrics as old_path
+
+    assert old_path.ccc is metrics.ccc and old_path.concordance is metrics.concordance
+    rho, usable = losses.ccc_per_sequence(torch.tensor(x)[None, :, None], torch.tensor(y)[None, :, None])
+    assert usable.all() and float(rho) == pytest.approx(ref, rel=1e-6)
+
+
+def test_one_copy_of_the_paper_numbers():
+    assert cv.PAPER_TABLE1 == {f: (r["valence"], r["arousal"]) for f, r in paper_numbers.TABLE1_FOLDS.items()}
+    assert cv.PAPER_TABLE3[3] == (paper_numbers.TABLE3_RECURSIONS[3]["valence"], paper_numbers.TABLE3_RECURSIONS[3]["arousal"])
+    assert cv.PAPER_TABLE2["rjcma"] == (0.455, 0.652)  # Table 2, RJCMA row, validation columns
+    assert set(cv.PAPER_TABLE2) == {m["fusion"] for m in paper_numbers.TABLE2_METHODS if m["fusion"]} <= set(FUSIONS)
+
+
+def test_one_layout_for_reader_writer_and_prediction():
+    assert abaw.VIDEO_EXTENSIONS is layout.VIDEO_SUFFIXES
+    assert {".mp4", ".avi", ".mkv", ".mts", ".ogv"} <= set(layout.VIDEO_SUFFIXES)
+    assert len(set(layout.VIDEO_SUFFIXES)) == len(layout.VIDEO_SUFFIXES)
+    assert abaw.ANNOTATION_DIR == synth.VA_DIR == layout.VA_DIR
+    assert {v: k for k, v in abaw.PARTITION_DIRS.items()} == synth.PARTITION_DIRS == layout.PARTITION_DIRS
+    assert synth.TEST_LIST_NAME == abaw.TEST_LIST_NAME and synth.FACES_DIR.startswith(abaw.FACES_PREFIX)
+    assert layout.face_file(0) == "00001.jpg"
+
+
+def test_one_run_name():
+    cfg = config.load_config("demo").replace(fusion="unimodal:audio", modalities=["audio"], fold=2, seed=5)
+    assert cv.run_id is loop.run_id
+    assert loop.run_id(cfg) == "unimodal-audio_a_l3_both_fold2_s5"
+    assert loop.default_run_dir(cfg, "cv").name == loop.run_id(cfg)
+    assert loop.default_run_dir(cfg.replace(run_name="mine")).name == "mine"
+
+
+def test_one_frozen_encoder_rule():
+    enc = torch.nn.Sequential(torch.nn.Linear(3, 3), torch.nn.BatchNorm1d(3), torch.nn.Linear(3, 3))
+    for p in enc.parameters():
+        p.requires_grad_(False)
+    enc.train()
+    keep_frozen_in_eval(enc)
+    assert not enc.training
+    enc[2].weight.requires_grad_(True)  # partly released: only the frozen batch norm stays in eval mode
+    enc.train()
+    keep_frozen_in_eval(enc)
+    assert enc.training and enc[0].training and not enc[1].training
