@@ -20,6 +20,12 @@ import pytest
 RJCMA = [sys.executable, "-m", "rjcma.cli"]
 
 
+# a pause after every epoch's checkpoint, added from outside the library (tests/slow_epochs/sitecustomize.py)
+SLOW_EPOCHS = {"RJCMA_SLOW_EPOCH_S": "3",
+               "PYTHONPATH": os.pathsep.join(filter(None, [str(Path(__file__).parent / "slow_epochs"),
+                                                           os.environ.get("PYTHONPATH", "")]))}
+
+
 def _env(**extra) -> dict[str, str]:
     env = dict(os.environ)
     env.update(MPLBACKEND="Agg", TOKENIZERS_PARALLELISM="false", HF_HUB_OFFLINE="1", **extra)
@@ -106,7 +112,7 @@ def test_kill_during_train_then_rerun_gives_the_same_metrics(tiny_cfg, tiny_stor
                        text=True, timeout=300)
     assert r.returncode == 0, r.stdout + r.stderr
     cmd = [*RJCMA, "train", *sets, "--quiet", "--run-dir", str(cut)]
-    killed = _kill_when(cmd, lambda: (cut / "train_state.pt").exists(), _env(RJCMA_TEST_SLOW_EPOCH="3"))
+    killed = _kill_when(cmd, lambda: (cut / "train_state.pt").exists(), _env(**SLOW_EPOCHS))
     assert killed, "training finished before it could be interrupted"
     assert not (cut / "metrics.json").exists()
     r = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=300)

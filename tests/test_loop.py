@@ -187,7 +187,9 @@ def test_resume_after_kill_gives_identical_metrics(tiny_cfg, tiny_store, tmp_pat
     env = dict(os.environ, OMP_NUM_THREADS="1")
     subprocess.run(args + ["--run-dir", str(tmp_path / "A")], check=True, env=env, capture_output=True, timeout=120)
     B = tmp_path / "B"
-    p = subprocess.Popen(args + ["--run-dir", str(B)], env=dict(env, RJCMA_TEST_SLOW_EPOCH="3"),
+    p = subprocess.Popen(args + ["--run-dir", str(B)], env=dict(env, RJCMA_SLOW_EPOCH_S="3",  # a pause after each epoch's checkpoint (tests/slow_epochs)
+                                  PYTHONPATH=os.pathsep.join(filter(None, [str(Path(__file__).parent / "slow_epochs"),
+                                                                           env.get("PYTHONPATH", "")]))),
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 90
     while not (B / "train_state.pt").exists() and time.time() < deadline and p.poll() is None:

@@ -30,23 +30,36 @@ import platform
 import random
 import subprocess
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
+from torch.utils.data import DataLoader, DistributedSampler
+from tqdm.auto import tqdm
 
 from rjcma import __version__
 from rjcma.config import Config
+from rjcma.data.dataset import WindowDataset, collate, make_loader
+from rjcma.data.store import Store
 from rjcma.errors import RjcmaError
 from rjcma.io import atomic_path, atomic_write_json, atomic_write_text
-from rjcma.metrics import all_metrics, ccc
 from rjcma.models.rjcma import build_model, fusion_modalities, keep_frozen_in_eval
 from rjcma.preprocess import standins
+from rjcma.train.checkpoint import STATE_FILE, load_train_state, restore_rng, save_train_state
+from rjcma.train.evaluation import (  # noqa: F401 - re-exported: evaluation used to live here
+    TARGET_COLUMNS,
+    evaluate,
+    merge_predictions,
+    predict_windows,
+    score_predictions,
+    write_predictions,
+)
+from rjcma.train.losses import ccc_loss
+from rjcma.train.recipe import Recipe
 
-TARGET_COLUMNS = {"valence": 0, "arousal": 1}
-STATE_FILE = "train_state.pt"
 # config fields that do not change the numbers (excluded from the result-folder hash); `threads` does (sums split
 # over another number of threads), `jobs` does not (every run computes with `threads` threads: train_one)
 HASH_EXCLUDE = ("results_dir", "run_name", "num_workers", "corpus", "annotations_root", "faces_root", "videos_root",
@@ -223,25 +236,8 @@ def _unwrap(model: nn.Module) -> nn.Module:
     return model.module if hasattr(model, "module") else model
 
 
-def _rng_state() -> dict[str, Any]:
-    np_state = np.random.get_state()
-    return {
-        "torch": torch.get_rng_state(),
-        "numpy": [np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), int(np_state[2]), int(np_state[3]),
-                  float(np_state[4])],
-        "python": json.dumps(random.getstate()),
-        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-    }
 
 
-def _set_rng_state(s: dict[str, Any]) -> None:
-    torch.set_rng_state(s["torch"])
-    n = s["numpy"]
-    np.random.set_state((n[0], n[1].numpy().astype(np.uint32), n[2], n[3], n[4]))
-    v = json.loads(s["python"])
-    random.setstate((v[0], tuple(v[1]), v[2]))
-    if s.get("cuda") and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(s["cuda"])
 
 
 def seed_everything(seed: int) -> None:
@@ -296,79 +292,16 @@ def check_store(store: Any, names: list[str], where: str) -> None:
 
 
 # ---- evaluation ------------------------------------------------------------------------------------------------------
-@torch.no_grad()
-def predict_windows(model: nn.Module, loader, device: torch.device, autocast=None) -> dict[str, list[tuple[int, np.ndarray]]]:
-    """Run the model over a loader; ``{trial: [(start, (K, n_targets) prediction), ...]}``."""
-    import contextlib
-
-    model.eval()
-    out: dict[str, list[tuple[int, np.ndarray]]] = {}
-    for batch in loader:
-        batch = {k: (v.to(device) if isinstance(v, torch.Tensor) else v) for k, v in batch.items()}
-        with autocast() if autocast else contextlib.nullcontext():
-            pred = model(batch)["pred"]  # (B, K, T)
-        pred = pred.float().cpu().numpy()
-        for b, (name, start) in enumerate(zip(batch["trial"], batch["start"].tolist())):
-            out.setdefault(name, []).append((int(start), pred[b]))
-    return out
 
 
-def merge_predictions(windows: dict[str, list[tuple[int, np.ndarray]]], lengths: dict[str, int], K: int) -> dict[str, np.ndarray]:
-    """Average overlapping window predictions back to one per frame: ``{trial: (N, n_targets)}``."""
-    from rjcma.data.windows import merge_windows
-
-    merged = {}
-    for name, items in windows.items():
-        items = sorted(items, key=lambda t: t[0])
-        merged[name] = merge_windows([p for _, p in items], [s for s, _ in items], lengths[name], K)
-    return merged
 
 
-def score_predictions(preds: dict[str, np.ndarray], labels: dict[str, np.ndarray], targets: list[str]) -> dict[str, Any]:
-    """Partition metrics (all frames concatenated, ABAW) and per-trial CCC for each target."""
-
-    names = sorted(preds)
-    out: dict[str, Any] = {}
-    for j, t in enumerate(targets):
-        col = TARGET_COLUMNS[t]
-        x = np.concatenate([preds[n][:, j] for n in names])
-        y = np.concatenate([labels[n][:, col] for n in names])
-        m = all_metrics(x, y)
-        m["per_trial"] = {n: _f(ccc(preds[n][:, j], labels[n][:, col])) for n in names}
-        m["frames"] = int((~np.isnan(y)).sum())
-        out[t] = m
-    vals = [out[t]["ccc"] for t in targets]
-    out["mean_ccc"] = float(np.mean(vals))
-    return out
 
 
-def _f(x: Any) -> float | None:
-    x = float(x)
-    return None if np.isnan(x) else x
 
 
-def evaluate(model: nn.Module, ds, cfg: Config, device: torch.device, autocast=None) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-    """Validation metrics and the merged per-frame predictions of a WindowDataset."""
-    from rjcma.data.dataset import make_loader
-
-    loader = make_loader(ds, cfg, train=False, epoch=0, batch_size=max(cfg.train.batch_size, 12))
-    merged = merge_predictions(predict_windows(model, loader, device, autocast), ds.lengths, cfg.K)
-    labels = {n: np.asarray(ds.store.load(n, "labels"), dtype=np.float32) for n in merged}
-    return score_predictions(merged, labels, list(cfg.targets)), merged
 
 
-def write_predictions(folder: Path, preds: dict[str, np.ndarray], targets: list[str]) -> None:
-    """``predictions/<trial>.csv`` with columns frame,valence,arousal (empty where a target was not trained)."""
-    for name, p in preds.items():
-        buf = io.StringIO()
-        w = csv.writer(buf, lineterminator="\n")
-        w.writerow(["frame", "valence", "arousal"])
-        for k in range(p.shape[0]):
-            row = [k]
-            for t in ("valence", "arousal"):
-                row.append(f"{p[k, targets.index(t)]:.6f}" if t in targets else "")
-            w.writerow(row)
-        atomic_write_text(folder / "predictions" / f"{name}.csv", buf.getvalue())
 
 
 # ---- environment -----------------------------------------------------------------------------------------------------
@@ -441,37 +374,45 @@ def train_one(cfg: Config, run_dir: str | Path | None = None, progress: bool = T
         return _train_one(cfg, run_dir, progress, log)
 
 
-def _train_one(cfg: Config, run_dir: Path | str | None, progress: bool, log) -> dict[str, Any]:
+@dataclass
+class Run:
+    """What one training run holds while it fits: the accelerator, the data, the model and its schedule."""
+
+    cfg: Config
+    run_dir: Path
+    acc: Any  # accelerate.Accelerator
+    split: dict[str, list[str]]
+    train_ds: Any  # rjcma.data.dataset.WindowDataset
+    val_ds: Any
+    model: nn.Module  # wrapped by acc.prepare (DDP when several processes)
+    optimizer: torch.optim.Optimizer
+    recipe: Recipe
+    start_events: list[str]
+    best_state: dict[str, torch.Tensor] | None = None
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def net(self) -> nn.Module:  # the model without its DDP wrapper
+        return _unwrap(self.model)
+
+
+def make_accelerator(cfg: Config):
+    """Accelerate handles CPU/GPU, bf16 autocast and DDP (``accelerate launch`` / ``torchrun``)."""
     from accelerate import Accelerator
-    from accelerate.utils import broadcast_object_list
-    from tqdm.auto import tqdm
 
-    from rjcma.data.dataset import WindowDataset, make_loader
-    from rjcma.data.store import Store
-    from rjcma.train.losses import ccc_loss
-    from rjcma.train.recipe import Recipe
-
-    run_dir = Path(run_dir) if run_dir else default_run_dir(cfg)
-    done = is_complete(run_dir, cfg)
-    if done is not None:
-        log(f"{run_dir}: complete (config {done['config_hash']}), skipped")
-        return done
-    h = config_hash(cfg)
-    targets = list(cfg.targets)
-    cols = [TARGET_COLUMNS[t] for t in targets]
-
-    # devices: Accelerate handles CPU/GPU, bf16 autocast and DDP (accelerate launch / torchrun)
     acc = Accelerator(mixed_precision=cfg.train.mixed_precision, cpu=cfg.train.device == "cpu"
                       or (cfg.train.device == "auto" and not torch.cuda.is_available()))
-    device = acc.device
-    main = acc.is_main_process
-    if device.type == "cuda":  # deterministic kernels (cuBLAS needs its workspace fixed before its first call)
+    if acc.device.type == "cuda":  # deterministic kernels (cuBLAS needs its workspace fixed before its first call)
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         torch.backends.cudnn.deterministic = True
         torch.backends.cudnn.benchmark = False
         torch.use_deterministic_algorithms(True, warn_only=True)
+    return acc
 
-    # data
+
+def start_run(cfg: Config, run_dir: Path, log) -> Run:
+    """Data, model, schedule and optimizer of a run; resumed from its training state when one of this config exists."""
+    acc = make_accelerator(cfg)
     store = Store(Path(cfg.data.store))
     split = fold_split(cfg)
     check_store(store, split["train"], "training")
@@ -479,13 +420,9 @@ def _train_one(cfg: Config, run_dir: Path | str | None, progress: bool, log) -> 
     mods = input_modalities(cfg)
     train_ds = WindowDataset(store, split["train"], cfg, train=True, modalities=mods)
     val_ds = WindowDataset(store, split["validation"], cfg, train=False, text_stats=train_ds.text_stats, modalities=mods)
-
-    # model and schedule
     seed_everything(cfg.train.seed)
     raw = build_trainable(cfg)
-    groups = release_count(raw, cfg)
-    recipe = Recipe.from_config(cfg.train, groups=groups)
-    history: list[dict[str, Any]] = []
+    recipe = Recipe.from_config(cfg.train, groups=release_count(raw, cfg))
     start_events = recipe.start()
     if cfg.train.mode == "cached":
         log(f"cached mode: no backbone to release; the recipe runs warm-up, plateau, best-state reload and early "
@@ -493,132 +430,100 @@ def _train_one(cfg: Config, run_dir: Path | str | None, progress: bool, log) -> 
     for e in start_events:
         if e.startswith("release:"):
             release_group(raw, int(e.split(":")[1]))
-    raw.to(device)
+    raw.to(acc.device)
     optimizer = make_optimizer(raw, cfg, recipe.base_lr)
-    best_state: dict[str, torch.Tensor] | None = None
-
-    # resume
-    state_path = run_dir / STATE_FILE
-    if state_path.exists():
-        try:
-            st = torch.load(state_path, map_location="cpu", weights_only=True)
-        except Exception as ex:  # noqa: BLE001 - a damaged file: start over
-            log(f"{state_path}: unreadable ({ex}); starting this run over")
-            st = None
-        if st is not None and st.get("config_hash") == h:
-            recipe.load_state_dict(json.loads(st["recipe"]))
-            for g in range(recipe.released):
-                release_group(raw, g)
-            raw.load_state_dict(st["model"])
-            optimizer = make_optimizer(raw, cfg, recipe.base_lr)
-            optimizer.load_state_dict(st["optimizer"])
-            best_state = st["best"] or None
-            history = json.loads(st["history"])
-            _set_rng_state(st["rng"])
-            log(f"{run_dir}: resuming after epoch {recipe.epoch - 1}")
-        elif st is not None:
-            log(f"{state_path}: written for another config; starting this run over")
+    best_state, history = None, []
+    st = load_train_state(run_dir / STATE_FILE, config_hash(cfg), log)
+    if st is not None:
+        recipe.load_state_dict(st["recipe"])
+        for g in range(recipe.released):
+            release_group(raw, g)
+        raw.load_state_dict(st["model"])
+        optimizer = make_optimizer(raw, cfg, recipe.base_lr)
+        optimizer.load_state_dict(st["optimizer"])
+        best_state, history = st["best"] or None, st["history"]
+        restore_rng(st)
+        log(f"{run_dir}: resuming after epoch {recipe.epoch - 1}")
     model, optimizer = acc.prepare(raw, optimizer)
-    if main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        cfg.save(run_dir / "config.yaml")
+    return Run(cfg, run_dir, acc, split, train_ds, val_ds, model, optimizer, recipe, start_events, best_state, history)
 
-    sampler_for = None
-    if acc.num_processes > 1:
-        from torch.utils.data import DistributedSampler
 
-        def sampler_for(epoch: int):  # noqa: E306 - one shard per process, order from (seed, epoch)
-            s = DistributedSampler(train_ds, num_replicas=acc.num_processes, rank=acc.process_index,
-                                   shuffle=True, seed=int(cfg.train.seed))
-            s.set_epoch(epoch)
-            return s
+def train_loader(run: Run, epoch: int):
+    """The epoch's training batches: order from (seed, epoch); one shard per process under DDP."""
+    cfg, ds, acc = run.cfg, run.train_ds, run.acc
+    if acc.num_processes == 1:
+        return make_loader(ds, cfg, train=True, epoch=epoch)
+    sampler = DistributedSampler(ds, num_replicas=acc.num_processes, rank=acc.process_index, shuffle=True,
+                                 seed=int(cfg.train.seed))
+    sampler.set_epoch(epoch)
+    ds.set_epoch(epoch)
+    return DataLoader(ds, batch_size=cfg.train.batch_size, sampler=sampler, num_workers=cfg.train.num_workers,
+                      collate_fn=collate)
 
-    bar = tqdm(total=cfg.train.max_epochs, initial=recipe.epoch, desc=run_dir.name, disable=not (progress and main),
-               leave=False)
-    while not recipe.stopped:
-        epoch = recipe.epoch
-        t0 = time.time()
-        if sampler_for is None:
-            loader = make_loader(train_ds, cfg, train=True, epoch=epoch)
-        else:
-            from torch.utils.data import DataLoader
 
-            from rjcma.data.dataset import collate
+def train_epoch(run: Run, epoch: int) -> tuple[list[float], float]:
+    """One pass over the training windows; returns (the batch losses, the last learning rate)."""
+    cols = [TARGET_COLUMNS[t] for t in run.cfg.targets]
+    loader = train_loader(run, epoch)
+    set_train_mode(run.net, True)
+    n_steps, losses, lr = len(loader), [], run.recipe.base_lr
+    for step, batch in enumerate(loader):
+        lr = run.recipe.lr_for_step(step, n_steps)  # linear warm-up within the epoch after a release
+        for g in run.optimizer.param_groups:
+            g["lr"] = lr * g.get("lr_scale", 1.0)
+        batch = {k: (v.to(run.acc.device) if isinstance(v, torch.Tensor) else v) for k, v in batch.items()}
+        pred = run.model(batch)["pred"]  # (B, K, T)
+        target = batch["labels"][..., cols]  # (B, K, T), NaN on invalid frames
+        loss = ccc_loss(pred.float(), target, batch["mask"])  # eq. (16) over valid frames
+        run.optimizer.zero_grad(set_to_none=True)
+        run.acc.backward(loss)
+        run.optimizer.step()
+        losses.append(float(loss.detach()))
+    return losses, lr
 
-            train_ds.set_epoch(epoch)
-            loader = DataLoader(train_ds, batch_size=cfg.train.batch_size, sampler=sampler_for(epoch),
-                                num_workers=cfg.train.num_workers, collate_fn=collate)
-        set_train_mode(_unwrap(model), True)
-        n_steps = len(loader)
-        losses = []
-        for step, batch in enumerate(loader):
-            lr = recipe.lr_for_step(step, n_steps)
-            for g in optimizer.param_groups:
-                g["lr"] = lr * g.get("lr_scale", 1.0)
-            batch = {k: (v.to(device) if isinstance(v, torch.Tensor) else v) for k, v in batch.items()}
-            out = model(batch)
-            pred = out["pred"]  # (B, K, T)
-            target = batch["labels"][..., cols]  # (B, K, T), NaN on invalid frames
-            loss = ccc_loss(pred.float(), target, batch["mask"])  # eq. (16) over valid frames
-            optimizer.zero_grad(set_to_none=True)
-            acc.backward(loss)
-            optimizer.step()
-            losses.append(float(loss.detach()))
-        metrics, _ = evaluate(_unwrap(model), val_ds, cfg, device, acc.autocast)
-        score = metrics["mean_ccc"]
-        if acc.num_processes > 1:
-            score = broadcast_object_list([score])[0]
-        d = recipe.end_epoch(score if np.isfinite(score) else float("-inf"))
-        if d.improved:
-            best_state = {k: v.detach().to("cpu").clone() for k, v in _unwrap(model).state_dict().items()}
-        if d.release is not None:
-            release_group(_unwrap(model), d.release)
-        if d.reload_best and best_state is not None:
-            _unwrap(model).load_state_dict(best_state)
-        if d.release is not None:  # a new optimizer (and scheduler state in the recipe), lr reset
-            raw_m = _unwrap(model)
-            optimizer = make_optimizer(raw_m, cfg, recipe.base_lr)
-            model, optimizer = acc.prepare(raw_m, optimizer)
-        row = {
-            "epoch": epoch,
-            "lr": lr if n_steps else recipe.base_lr,
-            "train_loss": round(float(np.mean(losses)), 6) if losses else None,
-            "val_ccc_valence": round(metrics["valence"]["ccc"], 6) if "valence" in metrics else None,
-            "val_ccc_arousal": round(metrics["arousal"]["ccc"], 6) if "arousal" in metrics else None,
-            "val_ccc_mean": round(score, 6),
-            "best": int(d.improved),
-            "events": ";".join((start_events if epoch == 0 else []) + d.events),
-            "seconds": round(time.time() - t0, 3),
-        }
-        history.append(row)
-        if main:
-            state = {
-                "config_hash": h,
-                "model": {k: v.detach().cpu() for k, v in _unwrap(model).state_dict().items()},
-                "best": best_state or {},
-                "optimizer": optimizer.state_dict(),
-                "recipe": json.dumps(recipe.state_dict()),
-                "history": json.dumps(history),
-                "rng": _rng_state(),
-            }
-            with atomic_path(state_path) as tmp:
-                torch.save(state, tmp)
-            atomic_write_text(run_dir / "history.csv", history_csv(history))
-        if d.stop:
-            log(f"{run_dir.name}: stopped after epoch {epoch}: {d.stop_reason}")
-        bar.set_postfix(ccc=f"{score:.3f}", best=f"{recipe.best_score:.3f}")
-        bar.update(1)
-        if os.environ.get("RJCMA_TEST_SLOW_EPOCH"):  # lets the resume test kill a run mid-training
-            time.sleep(float(os.environ["RJCMA_TEST_SLOW_EPOCH"]))
-    bar.close()
 
-    # final: the best state (already loaded), evaluated once more; predictions, weights, metrics last
-    final = _unwrap(model)
-    if best_state is not None:
-        final.load_state_dict(best_state)
-    metrics, merged = evaluate(final, val_ds, cfg, device, acc.autocast)
-    result = {
-        "run": run_dir.name,
+def apply_decision(run: Run, d) -> None:
+    """Carry out the recipe's end-of-epoch decision: keep the best state, release a group, reload the best."""
+    if d.improved:
+        run.best_state = {k: v.detach().to("cpu").clone() for k, v in run.net.state_dict().items()}
+    if d.release is not None:
+        release_group(run.net, d.release)
+    if d.reload_best and run.best_state is not None:
+        run.net.load_state_dict(run.best_state)
+    if d.release is not None:  # a new optimizer over the released parameters (the recipe resets the lr)
+        raw = run.net
+        run.model, run.optimizer = run.acc.prepare(raw, make_optimizer(raw, run.cfg, run.recipe.base_lr))
+
+
+def history_row(run: Run, epoch: int, losses: list[float], lr: float, metrics: dict, score: float, d,
+                seconds: float) -> dict[str, Any]:
+    """One row of ``history.csv``."""
+    return {
+        "epoch": epoch,
+        "lr": lr,
+        "train_loss": round(float(np.mean(losses)), 6) if losses else None,
+        "val_ccc_valence": round(metrics["valence"]["ccc"], 6) if "valence" in metrics else None,
+        "val_ccc_arousal": round(metrics["arousal"]["ccc"], 6) if "arousal" in metrics else None,
+        "val_ccc_mean": round(score, 6),
+        "best": int(d.improved),
+        "events": ";".join((run.start_events if epoch == 0 else []) + d.events),
+        "seconds": round(seconds, 3),
+    }
+
+
+def save_epoch(run: Run) -> None:
+    """After every epoch (main process): the training state, then history.csv, both atomic."""
+    if run.acc.is_main_process:
+        save_train_state(run.run_dir / STATE_FILE, config_hash(run.cfg), run.net.state_dict(), run.best_state,
+                         run.optimizer.state_dict(), run.recipe.state_dict(), run.history)
+        atomic_write_text(run.run_dir / "history.csv", history_csv(run.history))
+
+
+def result_of(run: Run, metrics: dict[str, Any]) -> dict[str, Any]:
+    """``metrics.json``: the scores, the schedule's outcome, the data sizes and the environment."""
+    cfg, acc, recipe = run.cfg, run.acc, run.recipe
+    return {
+        "run": run.run_dir.name,
         "profile": cfg.profile,
         "fold": cfg.train.fold,
         "fold_scheme": cfg.data.fold_scheme,  # which partition "fold f" is (data/folds.py; Table 1 labels)
@@ -626,24 +531,64 @@ def _train_one(cfg: Config, run_dir: Path | str | None, progress: bool, log) -> 
         "num_iterations": cfg.model.num_iterations,
         "modalities": list(cfg.model.modalities),
         "mode": cfg.train.mode,
-        "targets": targets,
+        "targets": list(cfg.targets),
         "metrics": metrics,
         "best_epoch": recipe.best_epoch,
         "epochs": recipe.epoch,
         "stop_reason": recipe.stop_reason,
         "released_groups": recipe.released,
-        "train_trials": len(split["train"]),
-        "validation_trials": len(split["validation"]),
-        "train_windows": len(train_ds),
-        "train_seconds": round(sum(r["seconds"] for r in history), 3),
-        "environment": environment(device),
+        "train_trials": len(run.split["train"]),
+        "validation_trials": len(run.split["validation"]),
+        "train_windows": len(run.train_ds),
+        "train_seconds": round(sum(r["seconds"] for r in run.history), 3),
+        "environment": environment(acc.device),
         "processes": acc.num_processes,  # > 1: DDP (accelerate launch / torchrun)
         "mixed_precision": str(acc.mixed_precision),
-        "config_hash": h,
+        "config_hash": config_hash(cfg),
     }
-    if main:
-        write_predictions(run_dir, merged, targets)
-        save_model(final, cfg, run_dir, train_ds.text_stats)
+
+
+def _train_one(cfg: Config, run_dir: Path | str | None, progress: bool, log) -> dict[str, Any]:
+    """The fit loop: train an epoch, validate, let the recipe decide, checkpoint; then the final evaluation."""
+    from accelerate.utils import broadcast_object_list
+
+    run_dir = Path(run_dir) if run_dir else default_run_dir(cfg)
+    done = is_complete(run_dir, cfg)
+    if done is not None:
+        log(f"{run_dir}: complete (config {done['config_hash']}), skipped")
+        return done
+    run = start_run(cfg, run_dir, log)
+    recipe, acc = run.recipe, run.acc
+    if acc.is_main_process:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        cfg.save(run_dir / "config.yaml")
+    bar = tqdm(total=cfg.train.max_epochs, initial=recipe.epoch, desc=run_dir.name,
+               disable=not (progress and acc.is_main_process), leave=False)
+    while not recipe.stopped:
+        epoch, t0 = recipe.epoch, time.time()
+        losses, lr = train_epoch(run, epoch)
+        metrics, _ = evaluate(run.net, run.val_ds, cfg, acc.device, acc.autocast)
+        score = metrics["mean_ccc"]
+        if acc.num_processes > 1:  # every process takes the main process's decision
+            score = broadcast_object_list([score])[0]
+        d = recipe.end_epoch(score if np.isfinite(score) else float("-inf"))
+        apply_decision(run, d)
+        run.history.append(history_row(run, epoch, losses, lr, metrics, score, d, time.time() - t0))
+        save_epoch(run)
+        if d.stop:
+            log(f"{run_dir.name}: stopped after epoch {epoch}: {d.stop_reason}")
+        bar.set_postfix(ccc=f"{score:.3f}", best=f"{recipe.best_score:.3f}")
+        bar.update(1)
+    bar.close()
+
+    # the best state, evaluated once more; predictions, weights, and metrics.json last (it marks the run complete)
+    if run.best_state is not None:
+        run.net.load_state_dict(run.best_state)
+    metrics, merged = evaluate(run.net, run.val_ds, cfg, acc.device, acc.autocast)
+    result = result_of(run, metrics)
+    if acc.is_main_process:
+        write_predictions(run_dir, merged, list(cfg.targets))
+        save_model(run.net, cfg, run_dir, run.train_ds.text_stats)
         atomic_write_json(run_dir / "metrics.json", result)
     acc.wait_for_everyone()
     return result
