@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
+from rjcma.config import Config
 from rjcma.errors import RjcmaError
 
 KERNEL_NAME = "python3"
@@ -138,7 +139,7 @@ def notebook_parameters(path: str | Path) -> dict[str, Any]:
     return out
 
 
-def parameter_values(cfg: Any, names: Iterable[str], source: str = "notebook") -> dict[str, Any]:
+def parameter_values(cfg: Config, names: Iterable[str], source: str = "notebook") -> dict[str, Any]:
     """The config's value for each parameter name (bare config field names only)."""
     from rjcma.config import leaf_fields
 
@@ -276,7 +277,7 @@ def execute_notebook(src: Path, dst: Path, params: dict[str, Any], cwd: Path) ->
 
 
 def run_notebooks(
-    cfg: Any,
+    cfg: Config,
     paths: BookPaths,
     only: list[str] | None = None,
     stop_on_error: bool = True,
@@ -450,7 +451,7 @@ def build_book(paths: BookPaths, echo: bool = True) -> tuple[Path, str]:
 
 
 # ---- tiny mode and the whole job -----------------------------------------------------------------
-def tiny_config(cfg: Any, paths: BookPaths) -> Any:
+def tiny_config(cfg: Config, paths: BookPaths) -> Config:
     """The config of ``rjcma book --tiny``: a 4-video corpus and small windows under ``_build/tiny/``."""
     base = paths.build / "tiny"
     return cfg.replace(
@@ -461,7 +462,7 @@ def tiny_config(cfg: Any, paths: BookPaths) -> Any:
     )
 
 
-def ensure_tiny_data(cfg: Any) -> None:
+def ensure_tiny_data(cfg: Config) -> None:
     """Write the tiny corpus and its store if missing (the steps `make book` runs before the notebooks)."""
     corpus = Path(cfg.data.corpus)
     if not corpus.exists() or not any(corpus.iterdir()):
@@ -479,7 +480,7 @@ def ensure_tiny_data(cfg: Any) -> None:
 TINY_TRAIN_SETS = ["max_epochs=1", "early_stop=1", "folds=0,1", "ablate_iterations=1,2"]
 
 
-def ensure_tiny_results(cfg: Any, echo: bool = True) -> None:
+def ensure_tiny_results(cfg: Config, echo: bool = True) -> None:
     """Short cv / ablate / compare runs into the tiny results dir (skipped when results exist), so the result
     notebooks have numbers to show in a smoke run. Fewer folds and iterations than the demo; one epoch."""
     base = Path(cfg.train.results_dir) / cfg.profile
@@ -502,7 +503,7 @@ def ensure_tiny_results(cfg: Any, echo: bool = True) -> None:
 
 
 def run_all(
-    cfg: Any,
+    cfg: Config,
     paths: BookPaths,
     only: list[str] | None = None,
     build: bool = True,

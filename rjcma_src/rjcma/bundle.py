@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from rjcma.config import Config
 from rjcma.errors import RjcmaError
 from rjcma.preprocess.encoders import frozen_encoder
 
@@ -25,7 +26,7 @@ class ModelBundle:
     """A trained model ready for :func:`predict_video`, with the frozen encoders it was trained on."""
 
     model: Any
-    cfg: Any  # the checkpoint's config (with the user's --set overrides applied)
+    cfg: Config  # the checkpoint's config (with the user's --set overrides applied)
     checkpoint: Path  # the result folder
     text_stats: dict[str, np.ndarray] | None
     modalities: list[str]
@@ -43,7 +44,7 @@ class ModelBundle:
         return list(self.cfg.targets)
 
 
-def resolve_checkpoint(checkpoint: str | Path | None, cfg: Any) -> Path:
+def resolve_checkpoint(checkpoint: str | Path | None, cfg: Config) -> Path:
     """The result folder of ``checkpoint`` (a folder, its model.safetensors or model.json); without one, the model
     ``make book`` trains (:func:`rjcma.train.commands.default_checkpoint`)."""
     if checkpoint in (None, ""):
@@ -74,9 +75,7 @@ def resolve_checkpoint(checkpoint: str | Path | None, cfg: Any) -> Path:
     return folder
 
 
-def _checkpoint_config(folder: Path):
-    from rjcma.config import Config
-
+def _checkpoint_config(folder: Path) -> Config:
     jfile = folder / "model.json"
     try:
         info = json.loads(jfile.read_text())
@@ -102,7 +101,7 @@ def _quiet_transformers() -> None:
 
 
 def load_bundle(checkpoint: str | Path | None = None, sets: list[str] | None = None, profile: str = "demo",
-                cfg: Any | None = None) -> ModelBundle:
+                cfg: Config | None = None) -> ModelBundle:
     """Load a checkpoint (default: the model ``make book`` trains) and the frozen encoders it was trained on.
 
     ``sets`` (``key=value``) override the checkpoint's config; an override of K or a width that disagrees with

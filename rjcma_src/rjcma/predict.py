@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from rjcma.config import Config
 from rjcma.bundle import ModelBundle, load_bundle  # noqa: F401 - the API: load_bundle, then predict_video
 from rjcma.preprocess.audio import load_audio, log_mel, patches_at
 from rjcma.preprocess.decode import DecodeCounts, iter_video, probe
@@ -122,7 +123,7 @@ class _Run:
 
     path: Path
     b: ModelBundle
-    rcfg: Any
+    rcfg: Config
     info: Any
     notes: list[str] = field(default_factory=list)
     secs: dict[str, float] = field(default_factory=lambda: dict.fromkeys(STAGES, 0.0))
@@ -254,7 +255,7 @@ def _encode(r: _Run, times: np.ndarray, L, persons: list) -> tuple[np.ndarray | 
     return audio, visual
 
 
-def predict_video(path: str | Path, model_bundle: ModelBundle, cfg: Any | None = None, fill: bool = False,
+def predict_video(path: str | Path, model_bundle: ModelBundle, cfg: Config | None = None, fill: bool = False,
                   progress: bool = False) -> PredictionResult:
     """Score one video with a loaded :class:`ModelBundle`; see the module docstring. ``cfg`` (default: the
     bundle's) supplies the run-time settings only (ASR and punctuation models); ``progress`` shows a bar of the

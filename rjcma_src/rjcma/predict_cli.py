@@ -12,8 +12,8 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any
 
+from rjcma.config import Config
 from rjcma.bundle import ModelBundle, load_bundle
 from rjcma.errors import RjcmaError
 from rjcma.layout import VIDEO_SUFFIXES
@@ -87,7 +87,7 @@ def collect_videos(items: list[str]) -> list[Path]:
     return list(dict.fromkeys(out))
 
 
-def predict_many(videos: list[Path], bundle: ModelBundle, out_dir: Path, cfg: Any | None = None, dpi: int = 110,
+def predict_many(videos: list[Path], bundle: ModelBundle, out_dir: Path, cfg: Config | None = None, dpi: int = 110,
                  progress: bool = True, debug: bool = False, log=print, fill: bool = False, force: bool = False
                  ) -> tuple[list[Path], dict[str, str], list[Path]]:
     """Score ``videos`` into ``out_dir``: (videos done, {video: error line}, videos skipped as already scored)."""

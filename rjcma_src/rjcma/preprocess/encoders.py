@@ -22,7 +22,7 @@ BLOCK = 512  # rows per encoder call
 
 def precision(cfg) -> str:
     """``preprocess.encoder_precision``; ``auto``: bf16 where the CPU has it, else fp32."""
-    p = getattr(cfg.preprocess, "encoder_precision", "auto")
+    p = cfg.preprocess.encoder_precision
     if p != "auto":
         return p
     from rjcma.models.backbones import cpu_bf16

@@ -29,7 +29,6 @@ import contextlib
 import hashlib
 import json
 import os
-import sys
 import time
 import traceback
 import warnings
@@ -39,6 +38,7 @@ from typing import Any, Callable, Iterable
 
 import numpy as np
 
+from rjcma.config import Config
 from rjcma.errors import RjcmaError
 
 STAGES = ("labels", "faces", "audio", "speech", "text", "features")
@@ -243,7 +243,7 @@ class TrialRun:
 
     trial: Any
     store: Any
-    cfg: Any
+    cfg: Config
     N: int
     fps: float
     labels: np.ndarray | None
@@ -534,7 +534,6 @@ def _parse_stages(stages) -> list[str]:
 
 def _run_group(cfg_dict: dict, trials: list, stages: list[str], threads: int | None) -> list[tuple[str, str, Any]]:
     """Worker: the trials of one video, in order (they share audio and words). Returns (name, status, payload)."""
-    from rjcma.config import Config
     from rjcma.data.store import Store
 
     if threads:

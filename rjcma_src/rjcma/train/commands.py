@@ -11,6 +11,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from rjcma.config import Config
+
 
 def _common(p: argparse.ArgumentParser, target: bool = True) -> None:
     p.add_argument("--profile", default="demo", help="config profile (demo or paper)")
@@ -140,7 +142,7 @@ def add_export_test_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--partition", default="test", help="partition to export (test; validation for a check)")
 
 
-def default_checkpoint(cfg: Any) -> Path:
+def default_checkpoint(cfg: Config) -> Path:
     """The model ``make book`` trains and ``rjcma predict`` uses without --checkpoint: the fold-0 model of the
     cross-validation with the profile's fusion and target (``both`` in the demo)."""
     from rjcma.train.cv import run_id

@@ -33,6 +33,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from rjcma.config import TrainConfig
+
 _REL_EPS = 1e-6  # tolerance when comparing a learning rate with the floor
 
 
@@ -79,7 +81,7 @@ class Recipe:
     stop_reason: str = ""
 
     @classmethod
-    def from_config(cls, train_cfg: Any, groups: int) -> "Recipe":
+    def from_config(cls, train_cfg: TrainConfig, groups: int) -> "Recipe":
         """Build from ``cfg.train``; ``groups`` = backbone layer groups to release (0 for cached mode)."""
         return cls(
             lr=float(train_cfg.lr),
