@@ -4,7 +4,7 @@ first), the kernel importing the copy's package with the copy as working directo
 Each notebook must build what it needs (corpus, store, runs) through the package and succeed.
 
 It trains the whole demo (about a quarter of an hour on 2 cores), so it is opt-in:
-``RJCMA_STUDENT_TEST=1 .venv/bin/python -m pytest tests/test_student.py -s --basetemp=/tmp/rjcma_student`` (a
+``RJCMA_STUDENT_TEST=1 .venv/bin/python -m pytest tests/test_student.py -s --basetemp=SOME_EMPTY_FOLDER`` (a
 basetemp of its own: pytest removes all but the last three temporary folders of a user, which other pytest runs
 on the same machine would otherwise do to the copy while it runs). The stand-in encoder weights are
 read from the per-user cache when they are there (``RJCMA_STUDENT_FRESH_CACHE=1`` uses an empty cache, which adds
