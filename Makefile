@@ -11,8 +11,10 @@ PY     := $(VENV)/bin/python
 RJCMA  := $(VENV)/bin/rjcma
 STAMP  := $(VENV)/.rjcma-setup
 PROFILE ?= demo
-# folds of the six-fold fusion check in make train
-FOLDS ?= 0,1,2,3,4,5
+# trial-level preprocessing processes in make book (the store's bytes do not depend on it)
+PREPROCESS_WORKERS ?= 2
+# notebooks executed side by side in make book (each reads what make train wrote)
+BOOK_JOBS ?= 2
 TORCH_PINS := torch==2.11.0 torchvision==0.26.0 torchaudio==2.11.0
 APT_PACKAGES := ffmpeg espeak-ng
 # `$(TIMED) NAME CMD...`: run CMD, print its wall time and, when $RJCMA_TIMES names a file, append NAME<TAB>seconds
@@ -62,8 +64,8 @@ browser-deps:
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q $(TORCH_PINS)
-	$(PY) -m pip install -q -e ".[test,book,punctuation]"
+	# one resolver pass for torch's triple and the package (pyproject.toml pins the same triple)
+	$(PY) -m pip install -q $(TORCH_PINS) -e ".[test,book,punctuation]"
 	# MTCNN weight files only (the face detector loads them into its own networks); without --no-deps its old torch pin would replace ours
 	$(PY) -m pip install -q --no-deps facenet-pytorch==2.6.0
 	$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3" >/dev/null
@@ -85,9 +87,9 @@ book:
 	trap report EXIT
 	echo "== 0/6 set-up";        $(TIMED) "set-up" $(MAKE) -s setup
 	echo "== 1/6 demo corpus";   $(TIMED) "demo corpus" $(MAKE) -s demo-corpus
-	echo "== 2/6 preprocessing"; $(TIMED) "preprocessing" $(RJCMA) preprocess --profile $(PROFILE)
+	echo "== 2/6 preprocessing"; $(TIMED) "preprocessing" $(RJCMA) preprocess --profile $(PROFILE) --workers $(PREPROCESS_WORKERS)
 	echo "== 3/6 training";      $(TIMED) "training" $(MAKE) -s train
-	echo "== 4/6 notebooks";     $(TIMED) "notebooks" $(RJCMA) book --profile $(PROFILE) --no-build
+	echo "== 4/6 notebooks";     $(TIMED) "notebooks" $(RJCMA) book --profile $(PROFILE) --no-build --jobs $(BOOK_JOBS)
 	echo "== 5/6 book";          $(TIMED) "book (HTML)" $(RJCMA) book --profile $(PROFILE) --no-execute
 	ok=1
 	echo "make book: done in $$(( ($$(date +%s%N) - start) / 1000000000 )) s — open _build/html/index.html"
@@ -95,12 +97,9 @@ book:
 demo-corpus: setup
 	$(RJCMA) synth --out data/demo_corpus  # returns at once when the corpus is complete and of this generator version
 
+# every run the book reads (cv, ablate, compare, the six-fold check, the exercises') in one pool of workers
 train: setup
-	@echo "-- cv";        $(TIMED) "training: cv" $(RJCMA) cv --profile $(PROFILE)
-	echo "-- ablate";     $(TIMED) "training: ablate" $(RJCMA) ablate --profile $(PROFILE)
-	echo "-- compare";    $(TIMED) "training: compare" $(RJCMA) compare --profile $(PROFILE)
-	echo "-- compare, six folds"; $(TIMED) "training: compare, six folds" \
-	  $(RJCMA) compare --profile $(PROFILE) --folds $(FOLDS) --models unimodal:audio,unimodal:visual,unimodal:text,rjcma
+	$(RJCMA) experiments --profile $(PROFILE)
 
 ## ---- tests -------------------------------------------------------------------------------------
 test: setup browser-deps

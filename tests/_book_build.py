@@ -1,5 +1,7 @@
-"""The one expensive step of the book tests, shared by test_notebooks.py and test_browser.py: every notebook executed
-with tiny parameters (the session's tiny corpus/store/results, K = 32) and the book built from the executed copies.
+"""The one expensive step of the book tests, shared by test_notebooks.py and test_browser.py: as `make book` does it,
+every run the book reads trained first (`rjcma experiments`: one pool of workers), then every notebook executed with
+tiny parameters (the session's tiny corpus/store/results, K = 32, the tiny runs' epochs, folds and l values of
+`rjcma book --tiny`), finding those runs done, and the book built from the executed copies.
 
 It runs once per session (memoised here, because both test modules request it) into ``_build/test/`` of the
 repository (git-ignored), so the screenshots and the built book can be inspected after a run.
@@ -33,12 +35,20 @@ _CACHE: dict[str, BookBuild] = {}
 def built_book(tiny_cfg, tiny_store) -> BookBuild:
     if "book" in _CACHE:
         return _CACHE["book"]
-    from rjcma.book import BookPaths, build_book, ensure_tiny_results, prepare_source, run_notebooks
+    from rjcma.book import TINY_TRAIN_SETS, BookPaths, build_book, prepare_source, run_notebooks
+    from rjcma.config import load_config
     from rjcma.errors import RjcmaError
+    from rjcma.train.cv import run_book_experiments
 
-    cfg = tiny_cfg
+    # The notebooks' config is the profile's with their parameters: early_stop is none of them, so the runs trained
+    # here keep the profile's (with one epoch it never acts); any other value would give them another config hash
+    # than the notebooks', which would then train every run again.
+    profile = load_config(tiny_cfg.profile)
+    cfg = profile.replace(corpus=tiny_cfg.data.corpus, store=str(tiny_store), results_dir=tiny_cfg.train.results_dir,
+                          seq_len=tiny_cfg.K, stride=tiny_cfg.data.stride)
+    cfg = cfg.with_sets(TINY_TRAIN_SETS).replace(early_stop=profile.train.early_stop)
     t0 = time.perf_counter()
-    ensure_tiny_results(cfg, echo=False)  # the result notebooks get numbers to show
+    run_book_experiments(cfg, progress=False, log=lambda *a, **k: None)  # make book's training step
     seconds_train = time.perf_counter() - t0
     paths = BookPaths.default(build=BUILD)
     t0 = time.perf_counter()

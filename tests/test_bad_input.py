@@ -16,88 +16,40 @@ import re
 import shutil
 import subprocess
 import sys
-from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 import pytest
+
+from media import source, write_media
 
 REPO = Path(__file__).resolve().parents[1]
 TABLE = REPO / "book" / "_generated" / "bad_input_table.md"
 
 
 # ---- fixtures ----------------------------------------------------------------------------------------------------
+_MODEL: dict[str, Path] = {}  # trained once per session: test_predict_real uses the same model
+
+
 @pytest.fixture(scope="module")
 def ckpt(tiny_cfg, tiny_store, tmp_path_factory) -> Path:
-    """A 1-epoch tiny model trained on the tiny store (K = 32), in its own result folder."""
+    """A 1-epoch tiny model trained on the tiny store (K = 32), in its own result folder (tests that alter a
+    checkpoint alter a copy)."""
     from rjcma.train.loop import train_one
 
-    run = tmp_path_factory.mktemp("bad_input_model") / "run"
-    train_one(tiny_cfg.replace(max_epochs=1, early_stop=1), run_dir=run, progress=False, log=lambda *a: None)
-    assert (run / "model.safetensors").is_file() and (run / "model.json").is_file()
-    return run
-
-
-def _source(tiny_corpus: Path):
-    """Frames (downscaled to 192x144) and 16 kHz speech of the first 1.6 s of a tiny-corpus video."""
-    import av
-    import cv2
-
-    from rjcma.preprocess.audio import load_audio
-
-    video = sorted((tiny_corpus / "videos").rglob("*.mp4"))[0]
-    frames = []
-    with av.open(str(video)) as c:
-        s = c.streams.video[0]
-        fps = float(s.average_rate)
-        for f in c.decode(s):
-            frames.append(cv2.resize(f.to_ndarray(format="rgb24"), (192, 144), interpolation=cv2.INTER_AREA))
-            if len(frames) >= int(1.6 * fps):
-                break
-    return np.stack(frames), load_audio(video, 16000)[: int(1.6 * 16000)], fps
-
-
-def write_video(path: Path, frames: np.ndarray, fps: float = 25.0, audio: np.ndarray | None = None,
-                times: np.ndarray | None = None, container: str | None = None, codec: str = "libx264") -> Path:
-    """Encode ``frames`` (n, h, w, 3) uint8 (and optional 16 kHz mono ``audio``); ``times`` (s) gives each frame's
-    presentation time (variable frame rate)."""
-    import av
-
-    with av.open(str(path), "w", format=container) as c:
-        vs = c.add_stream(codec, rate=int(round(fps)))
-        vs.width, vs.height, vs.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
-        if times is not None:
-            vs.codec_context.time_base = Fraction(1, 1000)
-        aus = None
-        if audio is not None:
-            aus = c.add_stream("aac", rate=16000)
-            aus.layout = "mono"
-        for i, f in enumerate(frames):
-            vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(f), format="rgb24")
-            if times is not None:
-                vf.pts, vf.time_base = int(round(times[i] * 1000)), Fraction(1, 1000)
-            for p in vs.encode(vf):
-                c.mux(p)
-        for p in vs.encode():
-            c.mux(p)
-        if aus is not None:
-            pcm = np.clip(np.asarray(audio) * 32767, -32768, 32767).astype(np.int16)
-            for s in range(0, len(pcm), 1024):
-                af = av.AudioFrame.from_ndarray(pcm[None, s:s + 1024], format="s16", layout="mono")
-                af.sample_rate = 16000
-                af.pts = s
-                for p in aus.encode(af):
-                    c.mux(p)
-            for p in aus.encode():
-                c.mux(p)
-    return path
+    if "run" not in _MODEL:
+        run = tmp_path_factory.mktemp("bad_input_model") / "run"
+        train_one(tiny_cfg.replace(max_epochs=1, early_stop=1), run_dir=run, progress=False, log=lambda *a: None)
+        assert (run / "model.safetensors").is_file() and (run / "model.json").is_file()
+        _MODEL["run"] = run
+    return _MODEL["run"]
 
 
 @pytest.fixture(scope="module")
 def videos(tiny_corpus, tmp_path_factory) -> dict[str, Path]:
     """The odd-but-usable videos of the table, one per case, in one folder."""
     d = tmp_path_factory.mktemp("odd_videos")
-    frames, speech, fps = _source(tiny_corpus)
+    frames, speech, fps = source(tiny_corpus)
     n = len(frames)
     rng = np.random.default_rng(0)
     grey = np.full_like(frames, 128)
@@ -106,12 +58,12 @@ def videos(tiny_corpus, tmp_path_factory) -> dict[str, Path]:
     half[n // 2:] = grey[n // 2:]
     t = np.cumsum(np.r_[0.0, np.where(np.arange(n - 1) % 3 == 0, 0.08, 0.03)])  # gaps of 30 and 80 ms
     out = {
-        "no_audio": write_video(d / "no_audio.mp4", frames, fps),
-        "silence": write_video(d / "silence.mp4", frames, fps, audio=np.zeros_like(speech)),
-        "no_face": write_video(d / "no_face.mp4", noise, fps, audio=speech),
-        "some_faces": write_video(d / "some_faces.mp4", half, fps, audio=speech),
-        "vfr": write_video(d / "vfr.mkv", frames, fps, audio=speech, times=t),
-        "short": write_video(d / "short.mp4", frames[:12], fps, audio=speech[: int(12 / fps * 16000)]),
+        "no_audio": write_media(d / "no_audio.mp4", frames, fps),
+        "silence": write_media(d / "silence.mp4", frames, fps, [np.zeros_like(speech)], tail=True),
+        "no_face": write_media(d / "no_face.mp4", noise, fps, [speech], tail=True),
+        "some_faces": write_media(d / "some_faces.mp4", half, fps, [speech], tail=True),
+        "vfr": write_media(d / "vfr.mkv", frames, fps, [speech], times=t, tail=True),
+        "short": write_media(d / "short.mp4", frames[:12], fps, [speech[: int(12 / fps * 16000)]], tail=True),
     }
     return out
 
@@ -212,7 +164,7 @@ def test_non_video_file(ckpt, tmp_path, capsys):
 
 def test_unreadable_codec(ckpt, videos, tmp_path, capsys):
     """A Matroska file whose codec id no FFmpeg decoder knows."""
-    good = write_video(tmp_path / "ok.mkv", np.zeros((5, 48, 64, 3), np.uint8), codec="mpeg4")
+    good = write_media(tmp_path / "ok.mkv", np.zeros((5, 48, 64, 3), np.uint8), vcodec="mpeg4")
     data = good.read_bytes()
     assert b"V_MPEG4/ISO/ASP" in data
     bad = tmp_path / "codec.mkv"

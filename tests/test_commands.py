@@ -68,6 +68,31 @@ def test_cv_ablate_compare_summaries(sets, capsys):
     assert "compare-folds (summary.json, summary.csv)" in capsys.readouterr().out
 
 
+def test_experiments_trains_what_is_missing_in_one_pool_and_rewrites_the_same_tables(sets, capsys):
+    """`rjcma experiments` (make train): after the separate commands above, only the runs they did not train are
+    trained (the six-fold check's other unimodal models on fold 1, the exercise's l = 5), each into its own
+    experiment's folder; the cv, ablate and compare tables it writes are the ones the commands wrote."""
+    from rjcma.config import load_config
+    from rjcma.train.cv import book_experiments, run_id
+
+    s, results = sets
+    book = ["book.folds=0,1", "book.ablate_iterations=1,3"]
+    before = {k: json.loads((results / "demo" / k / "summary.json").read_text())["rows"]
+              for k in ("cv", "ablate", "compare")}
+    plan = book_experiments(load_config("demo", s + book))
+    assert [k for k, _ in plan] == ["cv", "ablate", "compare", "compare-folds", "exercises"]
+    assert {c.model.num_iterations for c in plan[-1][1]} == {5}
+    assert main(["experiments", "--jobs", "2"] + _args(s + book)) == 0
+    out = capsys.readouterr().out
+    assert "compare-folds+exercises: 3 runs on 2 worker processes" in out  # audio, text on fold 1; l = 5
+    for k, rows in before.items():
+        assert json.loads((results / "demo" / k / "summary.json").read_text())["rows"] == rows, k
+    cf = json.loads((results / "demo" / "compare-folds" / "summary.json").read_text())["rows"]
+    assert [r["fusion"] for r in cf] == ["unimodal:audio", "unimodal:visual", "unimodal:text", "rjcma"]
+    ex = [c for c in plan[-1][1]]
+    assert all((results / "demo" / "exercises" / run_id(c) / "metrics.json").is_file() for c in ex)
+
+
 def test_compare_unknown_model_is_one_line_error(sets, capsys):
     s, _ = sets
     assert main(["compare", "--models", "unimodal:smell"] + _args(s)) == 2

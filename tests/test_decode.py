@@ -7,7 +7,6 @@ from __future__ import annotations
 import shutil
 import subprocess
 import warnings
-from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -17,81 +16,10 @@ from rjcma.errors import RjcmaError
 from rjcma.preprocess import decode as D
 from rjcma.preprocess.audio import load_audio
 
+from media import break_every_ac3_header, corrupt_audio_packet, grey_video
+
 FFMPEG = shutil.which("ffmpeg")
 needs_ffmpeg = pytest.mark.skipif(FFMPEG is None, reason="ffmpeg is not installed (apt-get install ffmpeg)")
-
-
-# ---- files -----------------------------------------------------------------------------------------------------------
-def make_av(path: Path, acodec: str = "ac3", vcodec: str = "mpeg4", seconds: float = 3.0, fps: int = 25,
-            sr: int = 48000, fmt: str | None = None, rotation: int = 0, audio_streams: int = 1,
-            default_audio: int = 0, times: np.ndarray | None = None, frames: int | None = None,
-            video: bool = True) -> Path:
-    """A small file: moving grey frames (a white corner marks the top left) and a 440 Hz tone per audio stream
-    (stream j at (j + 1) * 440 Hz)."""
-    import av
-
-    n = frames if frames is not None else int(seconds * fps)
-    with av.open(str(path), "w", format=fmt) as c:
-        vs = None
-        if video:
-            vs = c.add_stream(vcodec, rate=fps)
-            vs.width, vs.height, vs.pix_fmt = 96, 64, "yuv420p"
-            if rotation:
-                vs.set_display_rotation(rotation)
-            if times is not None:
-                vs.codec_context.time_base = Fraction(1, 1000)
-        auds = []
-        for j in range(audio_streams):
-            a = c.add_stream(acodec, rate=sr)
-            a.layout = "stereo"
-            auds.append(a)
-        if audio_streams > 1:
-            for j, a in enumerate(auds):
-                a.disposition = av.stream.Disposition.default if j == default_audio else av.stream.Disposition(0)
-        if vs is not None:
-            for i in range(n):
-                img = np.full((64, 96, 3), (40 + 7 * i) % 200, np.uint8)
-                img[:8, :16] = 255
-                vf = av.VideoFrame.from_ndarray(img, format="rgb24")
-                if times is not None:
-                    vf.pts, vf.time_base = int(round(times[i] * 1000)), Fraction(1, 1000)
-                for p in vs.encode(vf):
-                    c.mux(p)
-            for p in vs.encode():
-                c.mux(p)
-        t = np.arange(int(seconds * sr)) / sr
-        for j, a in enumerate(auds):
-            pcm = (0.3 * np.sin(2 * np.pi * 440 * (j + 1) * t) * 32767).astype(np.int16)
-            fr = a.codec_context.frame_size or 1024
-            for s in range(0, len(pcm) - fr + 1, fr):
-                chunk = np.ascontiguousarray(np.stack([pcm[s:s + fr]] * 2).T.reshape(1, -1))
-                af = av.AudioFrame.from_ndarray(chunk, format="s16", layout="stereo")
-                af.sample_rate, af.pts = sr, s
-                for p in a.encode(af):
-                    c.mux(p)
-            for p in a.encode():
-                c.mux(p)
-    return path
-
-
-def corrupt_audio_packet(src: Path, dst: Path, which: float = 0.5, how: str = "header") -> Path:
-    """Copy ``src`` with one audio packet damaged: ``header`` makes its AC3 frame-size code claim the largest
-    frame ("incomplete frame"); ``payload`` overwrites 48 bytes in its middle."""
-    import av
-
-    data = bytearray(src.read_bytes())
-    with av.open(str(src)) as c:
-        pk = [(p.pos, p.size) for p in c.demux(c.streams.audio[0]) if p.size and p.pos is not None]
-    pos, size = pk[int(which * (len(pk) - 1))]
-    if how == "header":
-        j = data.find(b"\x0b\x77", pos, pos + 32)  # AC3 sync word
-        assert j >= 0
-        data[j + 4] = (data[j + 4] & 0xC0) | 0x3F
-    else:
-        rng = np.random.default_rng(0)
-        data[pos + size // 3: pos + size // 3 + 48] = rng.integers(0, 256, 48, dtype=np.uint8).tobytes()
-    dst.write_bytes(bytes(data))
-    return dst
 
 
 def ffmpeg_audio_seconds(path: Path) -> float:
@@ -120,7 +48,7 @@ def ffmpeg_frames(path: Path) -> np.ndarray:
 @pytest.mark.parametrize("which", [0.5, 0.0])
 def test_broken_ac3_packet_in_avi_decodes_like_ffmpeg(tmp_path, which):
     """One AC3 frame claims a size larger than its packet: ffmpeg prints an error and goes on; so do we."""
-    clean = make_av(tmp_path / "cam.avi")
+    clean = grey_video(tmp_path / "cam.avi")
     bad = corrupt_audio_packet(clean, tmp_path / "cam_bad.avi", which, "header")
     counts = D.DecodeCounts("audio")
     with warnings.catch_warnings(record=True) as ws:
@@ -140,7 +68,7 @@ def test_broken_ac3_packet_in_avi_decodes_like_ffmpeg(tmp_path, which):
 
 @needs_ffmpeg
 def test_broken_aac_packet_in_mp4_decodes_like_ffmpeg(tmp_path):
-    clean = make_av(tmp_path / "phone.mp4", acodec="aac", vcodec="libx264", sr=44100)
+    clean = grey_video(tmp_path / "phone.mp4", acodec="aac", vcodec="libx264", sr=44100)
     bad = corrupt_audio_packet(clean, tmp_path / "phone_bad.mp4", 0.4, "payload")
     counts = D.DecodeCounts("audio")
     wav = load_audio(bad, 16000, counts=counts)
@@ -149,17 +77,7 @@ def test_broken_aac_packet_in_mp4_decodes_like_ffmpeg(tmp_path):
 
 
 def test_a_stream_that_yields_almost_nothing_is_refused(tmp_path):
-    import av
-
-    clean = make_av(tmp_path / "cam.avi", seconds=2.0)
-    data = bytearray(clean.read_bytes())
-    with av.open(str(clean)) as c:
-        pk = [(p.pos, p.size) for p in c.demux(c.streams.audio[0]) if p.size]
-    for pos, size in pk:  # every AC3 frame claims the largest frame size
-        j = data.find(b"\x0b\x77", pos, pos + 32)
-        data[j + 4] = (data[j + 4] & 0xC0) | 0x3F
-    bad = tmp_path / "dead_audio.avi"
-    bad.write_bytes(bytes(data))
+    bad = break_every_ac3_header(grey_video(tmp_path / "cam.avi", seconds=2.0), tmp_path / "dead_audio.avi")
     with pytest.raises(RjcmaError) as e:
         load_audio(bad, 16000)
     msg = str(e.value)
@@ -169,7 +87,7 @@ def test_a_stream_that_yields_almost_nothing_is_refused(tmp_path):
 # ---- what phones and cameras write ------------------------------------------------------------------------------------
 @needs_ffmpeg
 def test_rotation_metadata_turns_frames_upright_as_ffmpeg(tmp_path):
-    f = make_av(tmp_path / "portrait.mp4", vcodec="libx264", acodec="aac", rotation=90, seconds=0.4)
+    f = grey_video(tmp_path / "portrait.mp4", vcodec="libx264", acodec="aac", rotation=90, seconds=0.4)
     ours = np.stack([rgb for _, rgb in D.iter_video(f)])
     ref = ffmpeg_frames(f)
     assert ours.shape == ref.shape and ours.shape[1:3] == (96, 64)  # stored 96 x 64 landscape, shown portrait
@@ -179,7 +97,7 @@ def test_rotation_metadata_turns_frames_upright_as_ffmpeg(tmp_path):
 
 
 def test_several_audio_streams_use_the_default_one_and_say_so(tmp_path):
-    f = make_av(tmp_path / "two_tracks.mkv", acodec="aac", vcodec="libx264", audio_streams=2, default_audio=1,
+    f = grey_video(tmp_path / "two_tracks.mkv", acodec="aac", vcodec="libx264", audio_streams=2, default_audio=1,
                 seconds=1.0, sr=16000)
     info = D.probe(f)
     assert len(info.audio_streams) == 2 and info.audio_index == 1
@@ -194,7 +112,7 @@ def test_several_audio_streams_use_the_default_one_and_say_so(tmp_path):
 @needs_ffmpeg
 def test_variable_frame_rate_times_are_the_stream_times(tmp_path):
     t = np.cumsum(np.r_[0.0, np.where(np.arange(29) % 3 == 0, 0.08, 0.03)])
-    f = make_av(tmp_path / "vfr.mkv", vcodec="libx264", acodec="aac", times=t, frames=30, seconds=1.5)
+    f = grey_video(tmp_path / "vfr.mkv", vcodec="libx264", acodec="aac", times=t, frames=30, seconds=1.5)
     ours = np.array([ts for ts, _ in D.iter_video(f)])
     ref = subprocess.run(["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries", "frame=pts_time",
                           "-of", "csv=p=0", str(f)], capture_output=True, text=True, timeout=60).stdout.split()
@@ -204,9 +122,9 @@ def test_variable_frame_rate_times_are_the_stream_times(tmp_path):
 
 
 def test_one_frame_video_and_audio_only_file(tmp_path):
-    one = make_av(tmp_path / "one.mp4", vcodec="libx264", acodec="aac", frames=1, seconds=0.5)
+    one = grey_video(tmp_path / "one.mp4", vcodec="libx264", acodec="aac", frames=1, seconds=0.5)
     assert len(list(D.iter_video(one))) == 1
-    audio_only = make_av(tmp_path / "voice.m4a", acodec="aac", video=False, seconds=1.0, fmt="mp4")
+    audio_only = grey_video(tmp_path / "voice.m4a", acodec="aac", video=False, seconds=1.0, fmt="mp4")
     info = D.probe(audio_only)
     assert not info.has_video and info.has_audio
     assert len(load_audio(audio_only, 16000)) == pytest.approx(16000, abs=1100)
@@ -216,7 +134,7 @@ def test_one_frame_video_and_audio_only_file(tmp_path):
 
 @needs_ffmpeg
 def test_frame_count_matches_ffmpeg(tmp_path):
-    f = make_av(tmp_path / "cam.avi", seconds=2.0)
+    f = grey_video(tmp_path / "cam.avi", seconds=2.0)
     assert D.frame_count(f) == len(ffmpeg_frames(f)) == 50
 
 

@@ -2,7 +2,7 @@
 worker processes and threads run them.
 
 The stages run in separate processes, as `make book` runs them: run A with 2 threads and one process at a time,
-run B with 1 thread and two worker processes. Compared: every ``.npy`` and ``.csv`` of the two stores (words.csv,
+run B with 1 thread and two worker processes (A and B side by side, to halve the wait on two cores). Compared: every ``.npy`` and ``.csv`` of the two stores (words.csv,
 labels, faces, log-mel, text and frozen-encoder features), then the cross-validation result folders trained on
 them with ``--jobs 1`` and ``--jobs 2`` (metrics, per-frame predictions, weights).
 """
@@ -21,12 +21,25 @@ import pytest
 TINY = ["--set", "seq_len=32", "--set", "stride=16", "--set", "max_epochs=2", "--set", "early_stop=2"]
 
 
-def _rjcma(args: list[str], threads: int) -> None:
-    env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads), HF_HUB_OFFLINE="1",
-               TRANSFORMERS_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
-    r = subprocess.run([sys.executable, "-m", "rjcma.cli", *args], env=env, capture_output=True, text=True,
-                       timeout=900)
-    assert r.returncode == 0, f"rjcma {' '.join(args)} failed:\n{r.stdout[-2000:]}\n{r.stderr[-3000:]}"
+def _rjcma_side_by_side(commands: list[tuple[list[str], int]]) -> None:
+    """Run every ``(args, threads)`` as its own `rjcma` process, all at once, and wait for them all (the runs share
+    nothing but the corpus they read; each still computes with its own thread count)."""
+    procs = []
+    for args, threads in commands:
+        env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads), HF_HUB_OFFLINE="1",
+                   TRANSFORMERS_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
+        procs.append((args, subprocess.Popen([sys.executable, "-m", "rjcma.cli", *args], env=env, text=True,
+                                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)))
+    failed = []
+    for args, p in procs:
+        try:
+            out, err = p.communicate(timeout=900)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            out, err = p.communicate()
+        if p.returncode != 0:
+            failed.append(f"rjcma {' '.join(args)} failed:\n{out[-2000:]}\n{err[-3000:]}")
+    assert not failed, "\n".join(failed)
 
 
 @pytest.fixture(scope="module")
@@ -36,14 +49,16 @@ def two_runs(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("determinism")
     corpus = Path(synthesize(root / "corpus", videos=4, seconds=4.0, seed=5, progress=False))
-    runs = {}
+    runs, preprocess, cv = {}, [], []
     for name, threads, workers in (("a", 2, 1), ("b", 1, 2)):
         store, results = root / f"store_{name}", root / f"results_{name}"
         common = ["--profile", "demo", "--set", f"corpus={corpus}", "--set", f"store={store}"]
-        _rjcma(["preprocess", *common, "--workers", str(workers), "--no-progress"], threads)
-        _rjcma(["cv", *common, "--set", f"results_dir={results}", *TINY, "--folds", "0,1", "--jobs", str(workers),
-                "--quiet"], threads)
+        preprocess.append((["preprocess", *common, "--workers", str(workers), "--no-progress"], threads))
+        cv.append((["cv", *common, "--set", f"results_dir={results}", *TINY, "--folds", "0,1", "--jobs", str(workers),
+                    "--quiet"], threads))
         runs[name] = (store, results / "demo" / "cv")
+    _rjcma_side_by_side(preprocess)  # runs A and B at the same time: each is a process of its own either way
+    _rjcma_side_by_side(cv)
     return runs
 
 

@@ -14,65 +14,28 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from test_bad_input import _source, ckpt, outputs  # noqa: F401 - ckpt is a fixture
-from test_decode import corrupt_audio_packet
-
-
-def _write(path: Path, frames: np.ndarray, fps: float, audio: np.ndarray | None = None, vcodec: str = "libx264",
-           acodec: str = "aac", sr: int = 16000, rotation: int = 0, video: bool = True, fmt: str | None = None) -> Path:
-    import av
-
-    with av.open(str(path), "w", format=fmt) as c:
-        vs = None
-        if video:
-            vs = c.add_stream(vcodec, rate=int(round(fps)))
-            vs.width, vs.height, vs.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
-            if rotation:
-                vs.set_display_rotation(rotation)
-        a = None
-        if audio is not None:
-            a = c.add_stream(acodec, rate=sr)
-            a.layout = "mono" if acodec == "aac" else "stereo"
-        if vs is not None:
-            for f in frames:
-                for p in vs.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(f), format="rgb24")):
-                    c.mux(p)
-            for p in vs.encode():
-                c.mux(p)
-        if a is not None:
-            x = audio if sr == 16000 else np.interp(np.arange(int(len(audio) * sr / 16000)) * 16000 / sr,
-                                                    np.arange(len(audio)), audio)
-            pcm = np.clip(np.asarray(x) * 32767, -32768, 32767).astype(np.int16)
-            fr = a.codec_context.frame_size or 1024
-            ch = 1 if acodec == "aac" else 2
-            for s in range(0, len(pcm) - fr + 1, fr):
-                chunk = np.ascontiguousarray(np.repeat(pcm[s:s + fr, None], ch, 1).reshape(1, -1))
-                af = av.AudioFrame.from_ndarray(chunk, format="s16", layout="mono" if ch == 1 else "stereo")
-                af.sample_rate, af.pts = sr, s
-                for p in a.encode(af):
-                    c.mux(p)
-            for p in a.encode():
-                c.mux(p)
-    return path
+from media import corrupt_audio_packet, source, write_media
+from test_bad_input import ckpt, outputs  # noqa: F401 - ckpt is a fixture
 
 
 @pytest.fixture(scope="module")
 def real(tiny_corpus, tmp_path_factory) -> dict[str, Path]:
     d = tmp_path_factory.mktemp("real_videos")
-    frames, speech, fps = _source(tiny_corpus)  # the two-subject demo video, 1.6 s at 192 x 144
+    frames, speech, fps = source(tiny_corpus)  # the two-subject demo video, 1.6 s at 192 x 144
     # two people: the demo's two-subject video itself (faces at full size)
     rng = np.random.default_rng(0)
     street = rng.integers(60, 200, frames.shape, dtype=np.uint8)
-    cam = _write(d / "camera.avi", frames, fps, speech, vcodec="mpeg4", acodec="ac3", sr=48000)
+    speech48k = np.interp(np.arange(3 * len(speech)) / 3, np.arange(len(speech)), speech)  # a camera's 48 kHz
+    cam = write_media(d / "camera.avi", frames, fps, [speech48k], 48000, "mpeg4", "ac3", "stereo")
     bad = corrupt_audio_packet(cam, d / "camera_bad.avi", 0.5, "header")
     cam.unlink()
     return {
         "camera_bad": bad,
-        "street": _write(d / "street.mp4", street, fps),
+        "street": write_media(d / "street.mp4", street, fps),
         "two_people": Path(shutil.copy(sorted((tiny_corpus / "videos").rglob("1-*.mp4"))[0], d / "two_people.mp4")),
-        "portrait": _write(d / "portrait.mp4", np.ascontiguousarray(np.rot90(frames, k=-1, axes=(1, 2))), fps,
-                           speech, rotation=90),
-        "voice": _write(d / "voice.m4a", frames, fps, speech, video=False, fmt="mp4"),
+        "portrait": write_media(d / "portrait.mp4", np.ascontiguousarray(np.rot90(frames, k=-1, axes=(1, 2))), fps,
+                                [speech], rotation=90),
+        "voice": write_media(d / "voice.m4a", None, fps, [speech], fmt="mp4"),
     }
 
 
@@ -168,40 +131,74 @@ def test_folder_is_resumable(scored_real, real, ckpt, capsys):  # noqa: F811
     assert (out / "street.json").stat().st_mtime_ns != before["street.json"]
 
 
-def zero_audio_packet(src: Path, dst: Path, which: float) -> Path:
-    """Copy ``src`` with one AAC packet overwritten by zeros (the decoder refuses it: "channel element is not
-    allocated")."""
-    import av
-
-    data = bytearray(src.read_bytes())
-    with av.open(str(src)) as c:
-        pk = [(p.pos, p.size) for p in c.demux(c.streams.audio[0]) if p.size]
-    pos, size = pk[int(which * (len(pk) - 1))]
-    data[pos:pos + size] = bytes(size)
-    dst.write_bytes(bytes(data))
-    return dst
-
-
-@pytest.mark.parametrize("which", [0.0, 0.5])
-def test_preprocessing_keeps_a_trial_whose_audio_has_a_broken_packet(tiny_corpus, tiny_cfg, tmp_path, which):
+def test_preprocessing_keeps_trials_whose_audio_has_a_broken_packet(tiny_corpus, tiny_cfg, tmp_path):
     """A broken first packet used to drop the trial ("audio track cannot be decoded"), a broken middle one to cut the
-    audio there; now the packet becomes silence, the trial is kept at full length and meta.json counts it."""
+    audio there; now the packet becomes silence, the trial is kept at full length and meta.json counts it. One
+    corpus, one preprocessing run: a video broken at its first packet, another in the middle."""
     from rjcma.preprocess.audio import load_audio
     from rjcma.preprocess.pipeline import preprocess_corpus
 
     corpus = tmp_path / "corpus"
     shutil.copytree(tiny_corpus, corpus)
-    video = sorted((corpus / "videos").rglob("*.mp4"))[-1]
-    clean_len = len(load_audio(video, 16000))
-    zero_audio_packet(video, tmp_path / "bad.mp4", which)
-    shutil.copy(tmp_path / "bad.mp4", video)
+    broken = dict(zip(sorted((corpus / "videos").rglob("*.mp4"))[-2:], (0.5, 0.0)))
+    clean_len = {}
+    for video, which in broken.items():
+        clean_len[video] = len(load_audio(video, 16000))
+        corrupt_audio_packet(video, tmp_path / "bad.mp4", which, "zeros")  # the AAC decoder refuses the packet
+        shutil.copy(tmp_path / "bad.mp4", video)
     cfg = tiny_cfg.replace(corpus=str(corpus), store=str(tmp_path / "store"))
     report = preprocess_corpus(cfg, stages="labels,audio", progress=False)
     assert report.ok, report
-    metas = [json.loads(p.read_text()) for p in (tmp_path / "store").glob(f"{video.stem}*/meta.json")]
-    assert metas
-    for m in metas:
-        audio = m["stages"]["audio"]
-        assert audio["decode"]["bad_packets"] == 1
-        assert abs(audio["audio_seconds"] - clean_len / 16000) < 0.1
-        assert any("could not be decoded" in w for w in m["warnings"])
+    for video in broken:
+        metas = [json.loads(p.read_text()) for p in (tmp_path / "store").glob(f"{video.stem}*/meta.json")]
+        assert metas
+        for m in metas:
+            audio = m["stages"]["audio"]
+            assert audio["decode"]["bad_packets"] == 1
+            assert abs(audio["audio_seconds"] - clean_len[video] / 16000) < 0.1
+            assert any("could not be decoded" in w for w in m["warnings"])
+
+
+def test_faces_are_encoded_as_they_are_cut(real, ckpt):  # noqa: F811
+    """Prediction never holds a video's faces: the visual encoder runs on each face as faces_at cuts it, at the
+    store's rows only. Same people, same masks, and the same features as encoding every kept face afterwards."""
+    from functools import partial
+
+    from rjcma.models.backbones import encode_faces
+    from rjcma.predict import ENCODER_BATCH, _FaceEncoder, load_bundle
+    from rjcma.preprocess.encoders import encode_rows
+    from rjcma.preprocess.stages import faces_at
+
+    b = load_bundle(ckpt)
+    vi = b.encoder_info["visual"]
+    kept = faces_at(real["two_people"], None, 48, 6)
+    sink = _FaceEncoder(b)
+    streamed = faces_at(real["two_people"], None, 48, 6, sink=sink)
+    n = len(streamed.frame_times)
+    sink.finish(n)
+    assert len(kept.persons) == len(streamed.persons) == 2 and vi["frame_stride"] > 1
+    for a, s in zip(kept.persons, streamed.persons):
+        assert s.faces is None and np.array_equal(a.mask, s.mask) and 0.5 < s.mask.mean() < 1.0
+        want = encode_rows(b.encoders["visual"], partial(encode_faces, batch=ENCODER_BATCH), lambda r: a.faces[r], n,
+                           vi["dim"], vi["frame_stride"], b.precision)
+        assert np.array_equal(sink.features(s.track, n), want)
+
+
+def test_long_tracks_are_recognised_in_pieces_cut_in_pauses():
+    """A track longer than ASR_PIECE_S is cut into pieces no longer than that, end to end, each cut in a pause."""
+    from rjcma.predict import ASR_PIECE_S, _pieces
+
+    sr = 16000
+    rng = np.random.default_rng(0)
+    wav = (0.1 * rng.standard_normal(int(3.3 * ASR_PIECE_S * sr))).astype(np.float32)
+    # one pause inside the last ASR_CUT_WINDOW_S of each piece (each piece starts at the previous cut)
+    pauses = [int(s * sr) for s in (ASR_PIECE_S - 7.0, 2 * ASR_PIECE_S - 15.0, 3 * ASR_PIECE_S - 30.0)]
+    for p in pauses:
+        wav[p:p + sr // 2] = 0.0
+    pieces = _pieces(wav, sr)
+    assert pieces[0][0] == 0 and pieces[-1][1] == len(wav) and len(pieces) == 4
+    assert all(a[1] == b[0] for a, b in zip(pieces, pieces[1:]))
+    assert all(0 < e - a <= ASR_PIECE_S * sr for a, e in pieces)
+    for (_, cut), p in zip(pieces, pauses):
+        assert p <= cut < p + sr // 2
+    assert _pieces(wav[: int(ASR_PIECE_S * sr)], sr) == [(0, int(ASR_PIECE_S * sr))]  # short tracks: one piece

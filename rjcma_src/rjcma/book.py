@@ -341,7 +341,7 @@ def _run_all_notebooks(names, run_one, jobs: int, stop_on_error: bool, echo: boo
                 if echo:
                     print(timing_table(runs))
                 raise RjcmaError(runs[-1].error)
-    else:  # independent notebooks side by side (tests); order of the results = run order
+    else:  # independent notebooks side by side (make book, tests); order of the results = run order
         from concurrent.futures import ThreadPoolExecutor
 
         with ThreadPoolExecutor(max_workers=jobs) as pool:
@@ -531,6 +531,9 @@ def add_book_arguments(p: argparse.ArgumentParser) -> None:
                    help="execute only these notebooks (e.g. 11_results); the others' executed copies are reused")
     p.add_argument("--tiny", action="store_true",
                    help="smoke run: tiny corpus/store/results under _build/tiny, K=32 (writes them if missing)")
+    p.add_argument("--jobs", type=int, default=1, metavar="N",
+                   help="notebooks executed side by side (each its own kernel; default 1). Use it once the corpus, "
+                        "store and runs exist (make book), so no two notebooks build the same thing")
     p.add_argument("--no-build", action="store_true", help="execute the notebooks only")
     p.add_argument("--no-execute", action="store_true", help="build from the executed copies already there")
 
@@ -547,7 +550,7 @@ def run_book(args: argparse.Namespace) -> int:
         ensure_tiny_results(cfg)
     only = [o.strip().removesuffix(".ipynb").split("/")[-1] for o in args.only.split(",") if o.strip()]
     if not args.no_execute:
-        runs = run_notebooks(cfg, paths, only=only or None)
+        runs = run_notebooks(cfg, paths, only=only or None, jobs=max(1, args.jobs))
         print(timing_table(runs), flush=True)
     if args.no_build:
         print(f"executed notebooks: {paths.executed / 'notebooks'}")

@@ -141,6 +141,8 @@ def load_bundle(checkpoint: str | Path | None = None, sets: list[str] | None = N
         for kind in ("visual", "audio"):
             if kind in mods:
                 bundle.encoders[kind], bundle.encoder_info[kind] = frozen_encoder(kind, mcfg)
+                # channels-last convolutions: the same features at the same batch size, VGGish ~2x faster on CPU
+                bundle.encoders[kind].to(memory_format=torch.channels_last)
         bundle.precision = (bundle.encoder_info.get("visual") or bundle.encoder_info.get("audio") or {}).get(
             "precision", "fp32")
     else:

@@ -22,6 +22,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "cv": ("rjcma.train.commands", "six-fold cross-validation (Table 1 analogue)"),
     "ablate": ("rjcma.train.commands", "number of recursions l (Table 3 analogue)"),
     "compare": ("rjcma.train.commands", "fusion baselines (Table 2 analogue)"),
+    "experiments": ("rjcma.train.commands", "every run the book reads (cv, ablate, compare, six-fold check) in one pool"),
     "export-test": ("rjcma.train.commands", "write test-set predictions in the ABAW submission format"),
     "predict": ("rjcma.predict_cli", "valence/arousal for your own video(s)"),
     "book": ("rjcma.book", "run the notebooks (papermill) and build the book (jupyter-book)"),

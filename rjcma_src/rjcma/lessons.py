@@ -248,7 +248,8 @@ def ensure_store(cfg, stages: Sequence[str] | None = None):
     print(estimate_line(f"{what} of the feature store for {len(todo)} trial(s) in {store.root}", seconds,
                         "rjcma.preprocess.pipeline.preprocess_corpus") + (f" ({note[2:]})" if note else ""))
     t0 = time.perf_counter()
-    report = preprocess_corpus(cfg, stages=stages, progress=progress(), trials=[t.name for t in todo])
+    workers = min(2, usable_cpus(), len(videos) or 1)  # as `make book`; the bytes do not depend on it
+    report = preprocess_corpus(cfg, workers=workers, stages=stages, progress=progress(), trials=[t.name for t in todo])
     if not report.ok:
         name, why = next(iter(report.failed.items()))
         raise RjcmaError(f"{store.root}: preprocessing failed for {len(report.failed)} trial(s), first {name}: {why}")
@@ -288,18 +289,11 @@ def experiment_configs(cfg, kind: str, **kw: Any) -> list[Any]:
     from rjcma.train import cv
 
     if kind == "cv":
-        return [c for f in cv._parse_list(kw.get("folds", cfg.book.folds)) for c in cv._cells(cfg.replace(fold=f))]
+        return cv._flat(cv.plan_cv(cfg, kw.get("folds")))
     if kind == "ablate":
-        fold = kw.get("fold", cfg.book.ablate_fold)
-        return [c for l_ in cv._parse_list(kw.get("iterations", cfg.book.ablate_iterations))
-                for c in cv._cells(cfg.replace(fusion="rjcma", num_iterations=l_, fold=fold))]
+        return cv._flat(cv.plan_ablation(cfg, kw.get("iterations"), kw.get("fold")))
     if kind == "compare":
-        out = []
-        for _label, fusion, mods in kw.get("models") or cv.COMPARE_MODELS:
-            for f in cv._parse_list(kw.get("folds", [kw.get("fold", 0)])):
-                c = cfg.replace(fusion=fusion, modalities=mods, fold=f)
-                out += cv._cells(c.replace(num_iterations=1) if fusion == "jca" else c)
-        return out
+        return cv._flat(cv.plan_compare(cfg, kw.get("fold", 0), kw.get("models"), kw.get("folds")))
     raise ValueError(f"unknown experiment {kind!r}")
 
 

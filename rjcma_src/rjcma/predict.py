@@ -35,7 +35,7 @@ from rjcma.config import Config
 from rjcma.bundle import ModelBundle, load_bundle  # noqa: F401 - the API: load_bundle, then predict_video
 from rjcma.preprocess.audio import load_audio, log_mel, patches_at
 from rjcma.preprocess.decode import DecodeCounts, iter_video, probe
-from rjcma.preprocess.encoders import encode_rows
+from rjcma.preprocess.encoders import autocast, encode_rows, encoded_rows
 from rjcma.preprocess.stages import faces_at, speech_at, transcribe_words, words_at
 
 # oneDNN keeps a compiled kernel for every input shape it meets, and MTCNN's later stages see a new batch size on
@@ -46,7 +46,11 @@ STAGES = ("decode+faces", "audio+logmel", "asr", "text", "encoders", "model")
 BATCH_WINDOWS = 8  # windows per model call
 DETECTIONS_PER_SECOND = 5.0  # faces are detected ~5 times a second; frames in between keep their track's face
 AUDIO_ONLY_FPS = 30.0  # row rate of a file without video
-ENCODER_BATCH = 32  # rows per encoder forward pass: bounds memory; features equal the preprocessing's up to rounding
+ENCODER_BATCH = 64  # rows per encoder forward pass (preprocessing: 128); bounds memory (VGGish: ~110 MB at 64);
+# IR-50's features equal the store's at 64, VGGish's up to bf16 rounding (they are equal only at the same batch size)
+ASR_PIECE_S = 120.0  # longer tracks are recognised in pieces of at most this length, cut at their quietest moment:
+ASR_CUT_WINDOW_S = 20.0  # the cut is sought in the last this-many seconds of a piece (Whisper's features of a whole
+# track take ~55 MB a minute at once)
 OUTPUTS = ("csv", "png", "json", "html")
 
 
@@ -117,6 +121,68 @@ def run_model(bundle: ModelBundle, inputs: dict[str, np.ndarray], n: int) -> tup
     return merge_windows(preds, starts, n, K), len(starts)
 
 
+def _clock() -> np.ndarray:
+    """(wall, process CPU) seconds."""
+    return np.array([time.perf_counter(), time.process_time()])
+
+
+class _FaceEncoder:
+    """The frozen visual encoder as the ``sink`` of :func:`faces_at`: each person's face is encoded as it is cut, at
+    the rows :func:`~rjcma.preprocess.encoders.encoded_rows` names (every ``frame_stride``-th and the last), in
+    batches of :data:`ENCODER_BATCH` faces of any people. A video's faces are never all in memory, only one feature
+    vector per encoded row and person; :meth:`features` then fills the rows in between as the training store's
+    features are (:func:`~rjcma.preprocess.encoders.encode_rows`)."""
+
+    def __init__(self, b: ModelBundle):
+        from rjcma.models.backbones import encode_faces
+
+        self.model, self.prec, self.encode = b.encoders["visual"], b.precision, encode_faces
+        self.stride, self.dim = int(b.encoder_info["visual"]["frame_stride"]), int(b.encoder_info["visual"]["dim"])
+        self.size = int(b.cfg.preprocess.face_size)
+        self.feats: dict[int, dict[int, np.ndarray]] = {}  # track -> encoded row -> (dim,) float16
+        self.last: dict[int, tuple[int, Any]] = {}  # track -> its latest (row, cut): the video's last row?
+        self.todo: list[tuple[int, int, np.ndarray]] = []  # (track, row, face) waiting for a batch
+        self.spent = np.zeros(2)  # (wall, CPU) seconds in the encoder
+
+    def __call__(self, row: int, track: int, cut) -> None:
+        self.last[track] = (row, cut)
+        if row % self.stride == 0:
+            self.todo.append((track, row, cut()))
+            if len(self.todo) >= ENCODER_BATCH:
+                self._flush()
+
+    def _run(self, faces: np.ndarray) -> np.ndarray:
+        t0 = _clock()
+        with autocast(self.prec):
+            out = self.encode(self.model, faces, batch=ENCODER_BATCH).astype(np.float16)
+        self.spent += _clock() - t0
+        return out
+
+    def _flush(self) -> None:
+        if self.todo:
+            out = self._run(np.stack([f for _, _, f in self.todo]))
+            for (k, r, _), x in zip(self.todo, out):
+                self.feats.setdefault(k, {})[r] = x
+            self.todo.clear()
+
+    def finish(self, n: int) -> None:
+        """After the last frame (``n`` rows): the last row is encoded too, as in the store."""
+        self.todo += [(k, r, cut()) for k, (r, cut) in self.last.items()
+                      if r == n - 1 and r not in self.feats.get(k, {})]
+        self.last.clear()
+        self._flush()
+
+    def features(self, track: int, n: int) -> np.ndarray:
+        """(n, dim) float16 features of one track; rows where it has no face take the features of a black face, as
+        the training store encodes black frames."""
+        got = self.feats.pop(track, {})
+        black = None
+        if len(got) < len(encoded_rows(n, self.stride)):
+            black = self._run(np.zeros((1, self.size, self.size, 3), np.uint8))[0]
+        look = lambda _m, rows: np.stack([got.get(int(i), black) for i in rows])  # noqa: E731
+        return encode_rows(None, look, lambda rows: rows, n, self.dim, self.stride, "fp32")
+
+
 @dataclass
 class _Run:
     """One video being scored: what every step reads and the notes and timings they add."""
@@ -127,8 +193,16 @@ class _Run:
     info: Any
     notes: list[str] = field(default_factory=list)
     secs: dict[str, float] = field(default_factory=lambda: dict.fromkeys(STAGES, 0.0))
+    cpu: dict[str, float] = field(default_factory=lambda: dict.fromkeys(STAGES, 0.0))  # process CPU, all threads
     vcounts: DecodeCounts = field(default_factory=lambda: DecodeCounts("video"))
     acounts: DecodeCounts = field(default_factory=lambda: DecodeCounts("audio"))
+    face_encoder: _FaceEncoder | None = None  # cached mode: the visual encoder runs on the faces as they are cut
+
+    def spent(self, stage: str, t0: np.ndarray) -> None:
+        """Add the wall and CPU seconds since ``t0`` (:func:`_clock`) to ``stage``."""
+        wall, cpu = _clock() - t0
+        self.secs[stage] += wall
+        self.cpu[stage] += cpu
 
     def note(self, msg: str) -> None:
         if msg and msg not in self.notes:
@@ -157,7 +231,7 @@ def _timeline(r: _Run, progress: bool) -> tuple[np.ndarray, list, str, dict[str,
             with tqdm(total=info.container_frames or None, desc=path.name[-24:], unit="frame", leave=False,
                       disable=not progress, dynamic_ncols=True) as bar:
                 st = faces_at(path, None, int(r.b.cfg.preprocess.face_size), every, counts=r.vcounts,
-                              progress=bar.update)
+                              progress=bar.update, sink=r.face_encoder)
             times, persons, detector = st.frame_times, st.persons, st.detector
             fd = {"frames": st.frames_tried, "every": every, "seconds": round(st.seconds_detect, 3),
                   "dropped_tracks": st.dropped_tracks,
@@ -187,7 +261,7 @@ def _sound_and_words(r: _Run, times: np.ndarray, duration: float) -> tuple[np.nd
     sr = int(b.cfg.preprocess.sample_rate)
     wav, L, words, asr, X_t = np.zeros(0, np.float32), None, [], {"backend": "not needed"}, None
     if "audio" in mods or "text" in mods:
-        t0 = time.perf_counter()
+        t0 = _clock()
         with warnings.catch_warnings(record=True) as ws:
             warnings.simplefilter("always")
             wav = load_audio(path, sr, duration=duration, counts=r.acounts)
@@ -195,23 +269,65 @@ def _sound_and_words(r: _Run, times: np.ndarray, duration: float) -> tuple[np.nd
         if r.info.has_audio and wav.size and float(np.max(np.abs(wav))) < 1e-4:
             r.note(f"{path}: the audio track is silent")
         L = log_mel(wav, sr)  # (T, 64)
-        r.secs["audio+logmel"] = time.perf_counter() - t0
+        r.spent("audio+logmel", t0)
     if "text" in mods:
         from rjcma.models.text_encoder import load_text_encoder
         from rjcma.preprocess.text import word_features
 
-        t0 = time.perf_counter()
-        words, asr = transcribe_words(wav, r.rcfg.preprocess, "cpu")
+        t0 = _clock()
+        words, asr = _transcribe(wav, sr, r.rcfg.preprocess)
         if not words:
             r.note(f"{path}: no words recognised; text features are zeros")
-        r.secs["asr"] = time.perf_counter() - t0
-        t0 = time.perf_counter()
+        r.spent("asr", t0)
+        t0 = _clock()
         te = load_text_encoder(b.cfg.preprocess.text_model, weights_dir=b.cfg.preprocess.weights_dir)
         vec = word_features(words, encoder=te) if words else np.zeros((0, te.dim), np.float32)
-        X_t = words_at(words, vec, times).astype(np.float16).astype(np.float32)  # (N, d_t), stored as float16
-        X_t = ((X_t - b.text_stats["mean"]) / b.text_stats["std"]).astype(np.float32)  # training stats, paper §4.2.2
-        r.secs["text"] = time.perf_counter() - t0
+        X_t = words_at(words, vec, times).astype(np.float32, copy=False)  # (N, d_t)
+        X_t[...] = X_t.astype(np.float16)  # as stored (float16)
+        X_t -= b.text_stats["mean"]  # training stats, paper §4.2.2 (float32, in place: one (N, d_t) array)
+        X_t /= b.text_stats["std"]
+        r.spent("text", t0)
     return wav, L, words, asr, X_t
+
+
+def _pieces(wav: np.ndarray, sr: int) -> list[tuple[int, int]]:
+    """(start, end) samples of pieces of at most :data:`ASR_PIECE_S`, each cut at the quietest 0.1 s of the last
+    :data:`ASR_CUT_WINDOW_S` before its limit (a pause between words)."""
+    piece, win, hop = int(ASR_PIECE_S * sr), int(ASR_CUT_WINDOW_S * sr), max(1, sr // 10)
+    out, s = [], 0
+    while len(wav) - s > piece:
+        lo = s + piece - win
+        seg = wav[lo:s + piece]
+        e = np.add.reduceat(np.square(seg, dtype=np.float32), np.arange(0, len(seg), hop))  # energy per 0.1 s
+        cut = lo + int(np.argmin(e)) * hop + hop // 2
+        out.append((s, cut))
+        s = cut
+    return out + [(s, len(wav))]
+
+
+def _transcribe(wav: np.ndarray, sr: int, p) -> tuple[list, dict[str, Any]]:
+    """:func:`transcribe_words` on the whole track, or on pieces of a long one (:func:`_pieces`), word times shifted
+    back to the track's: the recogniser's working memory stays that of one piece."""
+    import dataclasses
+
+    pieces = _pieces(wav, sr)
+    words, asr = [], {}
+    for a, e in pieces:
+        ws, asr = transcribe_words(wav[a:e], p, "cpu")
+        words += [dataclasses.replace(w, start=w.start + a / sr, end=w.end + a / sr) if a else w for w in ws]
+    if len(pieces) > 1:
+        asr = {**asr, "pieces": len(pieces)}
+    return words, asr
+
+
+def _trim() -> None:
+    """Hand freed heap memory back to the system (glibc keeps the small blocks of a long run otherwise)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc
+        pass
 
 
 def _encode(r: _Run, times: np.ndarray, L, persons: list) -> tuple[np.ndarray | None, list]:
@@ -221,7 +337,6 @@ def _encode(r: _Run, times: np.ndarray, L, persons: list) -> tuple[np.ndarray | 
 
     from rjcma.models.backbones import encode_faces, encode_logmel, faces_to_tensor
 
-    # smaller encoder batches than the preprocessing's 128: VGGish's first activations of 128 patches take ~200 MB
     encode_faces = partial(encode_faces, batch=ENCODER_BATCH)
     encode_logmel = partial(encode_logmel, batch=ENCODER_BATCH)
 
@@ -233,7 +348,7 @@ def _encode(r: _Run, times: np.ndarray, L, persons: list) -> tuple[np.ndarray | 
         if cached:
             ai = b.encoder_info["audio"]
             audio = encode_rows(b.encoders["audio"], encode_logmel, get, n, ai["dim"], ai["frame_stride"],
-                                b.precision).astype(np.float32)
+                                b.precision, threads=0).astype(np.float32)  # all the process's threads
         else:
             audio = get(np.arange(n)).astype(np.float32)[:, None]  # (N, 1, 96, 64)
     size = int(b.cfg.preprocess.face_size)
@@ -243,14 +358,12 @@ def _encode(r: _Run, times: np.ndarray, L, persons: list) -> tuple[np.ndarray | 
             visual.append(None)
         elif not cached:  # end-to-end models take the faces themselves (N, 3, 40, 40), centre crop (eval transform)
             visual.append(faces_to_tensor(pf.faces if pf else np.zeros((n, size, size, 3), np.uint8)).numpy())
-        elif pf is not None:
-            vi = b.encoder_info["visual"]
-            visual.append(encode_rows(b.encoders["visual"], encode_faces, lambda rows: pf.faces[rows], n, vi["dim"],
-                                      vi["frame_stride"], b.precision).astype(np.float32))
+        elif pf is not None:  # encoded while the faces were cut (_FaceEncoder)
+            visual.append(r.face_encoder.features(pf.track, n).astype(np.float32))
         else:  # black, masked faces everywhere: one feature vector, as training encodes black frames
             vi = b.encoder_info["visual"]
             one = encode_rows(b.encoders["visual"], encode_faces, lambda rows: np.zeros((1, size, size, 3), np.uint8),
-                              1, vi["dim"], 1, b.precision)
+                              1, vi["dim"], 1, b.precision, threads=0)
             visual.append(np.ascontiguousarray(np.broadcast_to(one, (n, vi["dim"])), np.float32))
     return audio, visual
 
@@ -262,22 +375,32 @@ def predict_video(path: str | Path, model_bundle: ModelBundle, cfg: Config | Non
     decoded frames. Expected failures raise :class:`RjcmaError` naming the file."""
     b, path = model_bundle, Path(path)
     r = _Run(path, b, cfg if cfg is not None else b.cfg, probe(path))
-    t0 = time.perf_counter()
-    times, persons, detector, fd = _timeline(r, progress)  # decode + faces
+    if b.cfg.train.mode == "cached" and "visual" in b.modalities:
+        r.face_encoder = _FaceEncoder(b)
+    t0 = _clock()
+    times, persons, detector, fd = _timeline(r, progress)  # decode + faces (+ their visual features)
     n = len(times)
+    if r.face_encoder is not None:
+        r.face_encoder.finish(n)
+    enc = r.face_encoder.spent.copy() if r.face_encoder else np.zeros(2)  # of it, the visual encoder: "encoders"
+    _trim()
     duration = float(times[-1] + (np.median(np.diff(times)) if n > 1 else 1.0 / (r.info.container_fps or 25.0)))
     if duration < 1.0:
         r.note(f"{path}: very short video ({duration:.2f} s, {n} frames); one window padded to K={b.K}")
-    r.secs["decode+faces"] = time.perf_counter() - t0
+    r.spent("decode+faces", t0 + enc)
     wav, L, words, asr, X_t = _sound_and_words(r, times, duration)
+    _trim()
     sr = int(b.cfg.preprocess.sample_rate)
     with_sound = "audio" in b.modalities or "text" in b.modalities
     speech = speech_at(wav, sr, times, words) if with_sound else np.zeros(n, bool)
-    t0 = time.perf_counter()
+    del wav  # the track is no longer needed; the log-mel is
+    t0 = _clock()
     audio, visual = _encode(r, times, L, persons)
-    r.secs["encoders"] = time.perf_counter() - t0
+    r.spent("encoders", t0 - enc)
+    del L
+    _trim()
 
-    t0 = time.perf_counter()  # the model, once per person, on the shared audio and text
+    t0 = _clock()  # the model, once per person, on the shared audio and text
     cached = b.cfg.train.mode == "cached"
     inputs = {k: v for k, v in (("audio" if cached else "logmel", audio), ("text", X_t)) if v is not None}
     face_sets = [pf.mask for pf in persons] or [np.zeros(n, bool)]
@@ -292,7 +415,7 @@ def predict_video(path: str | Path, model_bundle: ModelBundle, cfg: Config | Non
         if not fill:
             pred[~(mask | speech)] = np.nan  # no evidence: no value
         preds.append(pred)
-    r.secs["model"] = time.perf_counter() - t0
+    r.spent("model", t0)
     blind = [int((~(m | speech)).sum()) for m in face_sets]
     if max(blind) and not fill:
         r.note(f"{path}: {max(blind)} of {n} frames have neither a face nor sound; their valence and arousal are "
@@ -328,7 +451,8 @@ def _summary(r: _Run, times, duration, face_sets, speech, words, asr, preds, bli
                     "valence": _stats(preds[j][:, 0]), "arousal": _stats(preds[j][:, 1])}
                    for j, m in enumerate(face_sets)],
         "valence": _stats(preds[0][:, 0]), "arousal": _stats(preds[0][:, 1]),
-        "warnings": r.notes, "seconds": {k: round(v, 3) for k, v in r.secs.items()}, "rjcma_version": __version__,
+        "warnings": r.notes, "seconds": {k: round(v, 3) for k, v in r.secs.items()},
+        "cpu_seconds": {k: round(v, 3) for k, v in r.cpu.items()}, "rjcma_version": __version__,
     }
 
 

@@ -117,7 +117,8 @@ class JointCrossModalAttention(nn.Module):
         features, Cs, Hs = [], [], []
         for x_m, W_j, W_c, W_h in zip(xs, self.W_j, self.W_c, self.W_h):
             X_m = x_m.transpose(1, 2)  # the paper's layout, (B, d_m, K)
-            C_m = torch.tanh(X_m.transpose(1, 2) @ W_j @ J / scale)  # eqs (2)-(4): (B, K, K)
+            # eqs (2)-(4): (B, K, K); W_j J first: the K x K product then runs over d_m, not d (same equation)
+            C_m = torch.tanh(X_m.transpose(1, 2) @ (W_j @ J) / scale)
             H_m = torch.relu(X_m @ W_c @ C_m)  # eqs (5)-(7): (B, d_m, K)
             X_att_m = H_m @ W_h + X_m  # eqs (8)-(10): (B, d_m, K)
             features.append(X_att_m.transpose(1, 2))  # back to time-major, (B, K, d_m)

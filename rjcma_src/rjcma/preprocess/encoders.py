@@ -18,6 +18,10 @@ import numpy as np
 from rjcma.errors import MissingAssetError, RjcmaError
 
 BLOCK = 512  # rows per encoder call
+# torch threads of the frozen encoders in preprocessing: IR-50's and VGGish's bf16 kernels round a few features
+# differently with 1 and 2 threads (a float16 step in ~1 % of VGGish values), so the store's bytes would depend on
+# the worker count; trial-level workers (preprocess.workers) use the other cores
+ENCODER_THREADS = 1
 
 
 def precision(cfg) -> str:
@@ -158,16 +162,19 @@ def encoded_rows(n: int, stride: int) -> np.ndarray:
 
 
 def encode_rows(model, fn: Callable, get: Callable[[np.ndarray], np.ndarray], n: int, dim: int, stride: int = 1,
-                prec: str = "fp32", out: np.ndarray | None = None) -> np.ndarray:
+                prec: str = "fp32", out: np.ndarray | None = None, threads: int = ENCODER_THREADS) -> np.ndarray:
     """(n, dim) float16 features: ``fn(model, get(rows))`` on the rows of :func:`encoded_rows` in blocks of
     :data:`BLOCK`; rows in between linearly interpolated. ``get`` returns the inputs of the given rows (a slice of a
     memory-mapped store array, or patches cut on demand), so only one block is in memory at a time. ``out`` may be a
-    preallocated (memory-mapped) float16 array."""
+    preallocated (memory-mapped) float16 array. ``threads``: torch threads of the encoder calls (default
+    :data:`ENCODER_THREADS`; 0 = the process's, as prediction runs them)."""
+    from rjcma.config import fixed_threads
+
     out = np.empty((n, dim), np.float16) if out is None else out
     rows = encoded_rows(n, stride)
     for s in range(0, len(rows), BLOCK):
         r = rows[s:s + BLOCK]
-        with autocast(prec):
+        with autocast(prec), fixed_threads(threads):
             out[r] = fn(model, get(r)).astype(np.float16)
     if len(rows) < n:  # frames between encoded ones: linear interpolation of the features
         for s in range(0, n, 4096):

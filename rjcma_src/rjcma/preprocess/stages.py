@@ -40,10 +40,11 @@ class PersonFaces:
     """One tracked person: a 48 × 48 face per row (black where none) and the rows that have one."""
 
     person: int
-    faces: np.ndarray  # (N, size, size, 3) uint8
+    faces: np.ndarray | None  # (N, size, size, 3) uint8; None when a sink took the crops (faces_at)
     mask: np.ndarray  # (N,) bool
     centre_x: float  # mean box centre (pixels), people are numbered left to right
     detections: int
+    track: int = -1  # the tracker's id, as handed to a sink
 
 
 @dataclass
@@ -157,16 +158,33 @@ class _Tracker:
         return [(k, f) for k, (j, f) in self.last.items() if i - j <= self.max_gap]
 
 
+def _once(f: Callable, *args) -> Callable[[], Any]:
+    """``f(*args)``, computed on the first call and kept."""
+    box: list = []
+
+    def get():
+        if not box:
+            box.append(f(*args))
+        return box[0]
+
+    return get
+
+
 # ---- faces -----------------------------------------------------------------------------------------------------------
 def faces_at(video: str | Path, times: np.ndarray | None = None, size: int = 48, detect_every: int = 1,
-             detector: str = "auto", counts: DecodeCounts | None = None, progress: Callable[[int], None] | None = None
-             ) -> FaceStage:
+             detector: str = "auto", counts: DecodeCounts | None = None, progress: Callable[[int], None] | None = None,
+             sink: Callable[[int, int, Callable[[], np.ndarray]], None] | None = None) -> FaceStage:
     """Faces of every person at each of ``times`` (s; None: at every decoded frame), in one pass over the file.
 
     Row k takes the frame shown at ``times[k]`` (the last frame whose time ≤ t_k, with a quarter-frame
     tolerance). Faces are detected on every ``detect_every``-th frame; frames in between, and gaps of up to
     :data:`MAX_GAP_S`, keep the track's last face (re-cropped from the current frame). Detection runs on batches of
     up to :data:`DETECT_BATCH` tried frames; at most :data:`DETECT_BATCH_BYTES` of decoded video wait for them.
+
+    ``sink(row, track, cut)``, when given, receives every row of every track as it is reached, rows in increasing
+    order; ``cut()`` returns that row's crop (cut on the first call only, so rows the sink skips cost nothing). The
+    crops are not kept (each person's ``faces`` is None; ``track`` says which of the sink's tracks it is): memory
+    then stays one byte per row and track however long the video (prediction encodes the faces as they come).
 
     (One function over 80 lines: its inner steps share the streaming state, the frame waiting for the next
     frame's time, the batch buffer and the tracker.)
@@ -181,7 +199,8 @@ def faces_at(video: str | Path, times: np.ndarray | None = None, size: int = 48,
     times_arr = np.asarray(times, np.float64) if rows_given else None
     eps = 0.25 * float(np.median(np.diff(times_arr))) if rows_given and len(times_arr) > 1 else 1e-3
     shifted = times_arr + eps if rows_given else None
-    crops: dict[int, dict[int, np.ndarray]] = {}  # track -> row -> crop
+    crops: dict[int, dict[int, np.ndarray]] = {}  # track -> row -> crop (unless a sink takes them)
+    seen: dict[int, bytearray] = {}  # track -> 1 at each row that has its face
     ftimes: list[float] = []
     tracker: _Tracker | None = None
     st = FaceStage([], np.zeros(0), name, counts)
@@ -193,6 +212,14 @@ def faces_at(video: str | Path, times: np.ndarray | None = None, size: int = 48,
         if not len(rows):
             return
         for k, face in tracker.active(i):
+            m = seen.setdefault(k, bytearray())
+            m.extend(bytes(max(0, rows.stop - len(m))))
+            m[rows.start:rows.stop] = b"\x01" * len(rows)
+            if sink is not None:
+                cut = _once(crop, rgb, face, size)
+                for r in rows:
+                    sink(r, k, cut)
+                continue
             c = crop(rgb, face, size)
             d = crops.setdefault(k, {})
             for r in rows:
@@ -252,17 +279,22 @@ def faces_at(video: str | Path, times: np.ndarray | None = None, size: int = 48,
     st.seconds_detect = t_det
     n_rows = len(times_arr) if rows_given else len(ftimes)
     need = max(MIN_TRACK_DETECTIONS, int(np.ceil(MIN_TRACK_FRACTION * st.frames_tried)))
-    keep = [k for k in crops if tracker.detections.get(k, 0) >= need]
-    st.dropped_tracks = len(crops) - len(keep)
+    keep = [k for k in seen if tracker.detections.get(k, 0) >= need]
+    st.dropped_tracks = len(seen) - len(keep)
     keep.sort(key=lambda k: tracker.xsum[k] / tracker.detections[k])
     for p, k in enumerate(keep):
-        faces = np.zeros((n_rows, size, size, 3), np.uint8)
         mask = np.zeros(n_rows, bool)
-        d = crops.pop(k)
-        while d:  # move, not copy: memory stays at one set of crops
-            r, c = d.popitem()
-            faces[r], mask[r] = c, True
-        st.persons.append(PersonFaces(p, faces, mask, tracker.xsum[k] / tracker.detections[k], tracker.detections[k]))
+        m = np.frombuffer(bytes(seen.pop(k)), np.uint8)[:n_rows]
+        mask[:len(m)] = m.astype(bool)
+        faces = None
+        if sink is None:
+            faces = np.zeros((n_rows, size, size, 3), np.uint8)
+            d = crops.pop(k)
+            while d:  # move, not copy: memory stays at one set of crops
+                r, c = d.popitem()
+                faces[r] = c
+        st.persons.append(PersonFaces(p, faces, mask, tracker.xsum[k] / tracker.detections[k], tracker.detections[k],
+                                      k))
     return st
 
 
@@ -298,14 +330,27 @@ def speech_at(wav: np.ndarray, sample_rate: int, times: np.ndarray, words: list 
     x = np.asarray(wav, np.float32)
     if x.size:
         half = int(VAD_WINDOW_S * sample_rate / 2)
-        c = np.concatenate([[0.0], np.cumsum(x.astype(np.float64) ** 2)])
         mid = np.clip(np.rint(times * sample_rate).astype(np.int64), 0, len(x))
         lo, hi = np.clip(mid - half, 0, len(x)), np.clip(mid + half, 0, len(x))
         n = np.maximum(hi - lo, 1)
-        rms = np.sqrt((c[hi] - c[lo]) / n)
+        rms = np.sqrt((_energy_before(x, hi) - _energy_before(x, lo)) / n)
         out |= (hi > lo) & (20 * np.log10(np.maximum(rms, 1e-10)) > VAD_DBFS)
     for w in words or []:
         out |= (times > w.start) & (times <= w.end)
+    return out
+
+
+def _energy_before(x: np.ndarray, idx: np.ndarray, chunk: int = 1 << 20) -> np.ndarray:
+    """sum(x[:j] ** 2) in float64 at each j of ``idx``: the running sum of squares, summed in sample order, one
+    chunk of samples at a time (a track-long float64 array would take 8 bytes a sample)."""
+    out = np.zeros(len(idx), np.float64)
+    carry = 0.0
+    for s in range(0, len(x), chunk):
+        part = x[s:s + chunk]
+        c = np.cumsum(np.concatenate([[carry], part.astype(np.float64) ** 2]))  # c[j] = sum(x[:s + j] ** 2)
+        sel = (idx > s) & (idx <= s + len(part))
+        out[sel] = c[idx[sel] - s]
+        carry = float(c[-1])
     return out
 
 

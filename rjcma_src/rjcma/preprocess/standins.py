@@ -52,7 +52,7 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from rjcma.config import Config
+from rjcma.config import Config, fixed_threads
 from rjcma.data.synth.design import random_identity
 from rjcma.data.synth.render import crop_affine, draw_face
 from rjcma.errors import RjcmaError
@@ -203,12 +203,8 @@ class _IR50Out(nn.Module):
 def make_stand_in(name: str, init: str, seed: int) -> nn.Module:
     """Build the stand-in encoder ``name`` ("ir50", "resnet50", "vggish") for ``init`` ("seeded"/"synthetic-pretrain"),
     with :data:`STAND_IN_THREADS` torch threads (restored afterwards)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(STAND_IN_THREADS)
-    try:
+    with fixed_threads(STAND_IN_THREADS):
         return _make_stand_in(name, init, seed)
-    finally:
-        torch.set_num_threads(before)
 
 
 def _make_stand_in(name: str, init: str, seed: int) -> nn.Module:

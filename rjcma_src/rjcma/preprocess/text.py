@@ -9,12 +9,12 @@ transcripts are cut into chunks the model accepts, each word encoded (and output
 
 from __future__ import annotations
 
-import contextlib
 import math
 from typing import Iterable, Sequence
 
 import numpy as np
 
+from rjcma.config import fixed_threads
 from rjcma.errors import RjcmaError
 from rjcma.data.words import WORDS_CSV_COLUMNS, Word, read_words_csv, write_words_csv  # noqa: F401 - re-exported
 
@@ -121,7 +121,7 @@ def word_features(
 
         it = tqdm(batches, desc="word features", unit="batch", leave=False)
     dev = next(model.parameters()).device
-    with torch.inference_mode(), _fixed_threads(TEXT_THREADS):
+    with torch.inference_mode(), fixed_threads(TEXT_THREADS):
         for batch in it:
             spans = [chunks[c] for c in batch]
             b = tok(
@@ -150,18 +150,6 @@ def word_features(
     if not filled.all():
         raise RjcmaError(f"internal: {int((~filled).sum())} words got no vector")
     return out.astype(np.float32)
-
-
-@contextlib.contextmanager
-def _fixed_threads(n: int):
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def words_to_frames(words: Sequence[Word], vectors: np.ndarray, fps: float, n_frames: int) -> np.ndarray:

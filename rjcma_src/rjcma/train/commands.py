@@ -1,4 +1,4 @@
-"""CLI of the training stage: ``rjcma train | cv | ablate | compare | export-test`` .
+"""CLI of the training stage: ``rjcma train | cv | ablate | compare | experiments | export-test`` .
 
 Every command builds its config with ``load_config(--profile, --set ...)``, writes result folders (the book's chapter *Data format*) under
 ``results/<profile>/...``, prints where they went, and resumes from the last checkpoint when rerun after an
@@ -129,6 +129,24 @@ def run_compare(args: argparse.Namespace) -> int:
     kind = "compare" if args.folds is None else "compare-folds"
     return _run_table(args, kind, "model", compare, fold=args.fold, folds=args.folds,
                       models=compare_models(args.models))
+
+
+# ---- experiments ---------------------------------------------------------------------------------------------------
+def add_experiments_arguments(p: argparse.ArgumentParser) -> None:
+    _common(p, target=False)
+    _jobs(p)
+
+
+def run_experiments(args: argparse.Namespace) -> int:
+    from rjcma.train.cv import run_book_experiments
+
+    cfg = _config(args)
+    tables = run_book_experiments(cfg, progress=not args.quiet)
+    for kind, first in (("cv", "fold"), ("ablate", "l"), ("compare", "model"), ("compare-folds", "model")):
+        print(f"-- {kind}")
+        print(_fmt(tables[kind], first))
+    print(f"results: {Path(cfg.train.results_dir) / cfg.profile} (one summary.json and summary.csv per experiment)")
+    return 0
 
 
 # ---- export-test ---------------------------------------------------------------------------------------------------

@@ -4,6 +4,8 @@
 * :func:`run_ablation` — number of recursions l = 1..4 on fold 1 (Table 3).
 * :func:`run_compare` — fusion baselines on fold 0 (Table 2): unimodal ×3, early concatenation, leader-follower,
   JCA and RJCA on audio+visual, the released RJCMA fusion, and the paper's RJCMA.
+* :func:`run_book_experiments` — all of the above that the book reads (and the exercises' runs), trained in one pool
+  of worker processes (``rjcma experiments``, what ``make train`` runs).
 * :func:`export_test` — test-set predictions in the ABAW submission format (the book's chapter *Data format*).
 
 Each experiment writes its runs under ``results/<profile>/<kind>/<run_id>/`` (:func:`rjcma.train.loop.run_id`;
@@ -60,6 +62,10 @@ PAPER_TABLE2 = {m["fusion"]: (m["val_valence"], m["val_arousal"]) for m in paper
 COMPARE_MODELS: list[tuple[str, str, list[str]]] = [
     (f.run_label, f.name, f.compare_modalities()) for f in FUSIONS.values()
 ]
+
+
+# the six-fold check of "fusion beats the best single modality" (the comparison chapter, `make train`)
+FOLD_CHECK_MODELS = "unimodal:audio,unimodal:visual,unimodal:text,rjcma"
 
 
 def _targets_runs(cfg: Config) -> list[str]:
@@ -125,9 +131,12 @@ def _train_job(cfg: Config, kind: str) -> tuple[dict, str]:
     return m, str(d)
 
 
-def run_all(cfgs: list[Config], kind: str, progress: bool = True, log: Callable = print,
+def run_all(cfgs: list[Config], kind: str | list[str], progress: bool = True, log: Callable = print,
             jobs: int | None = None) -> dict[str, tuple[dict, Path]]:
     """Train (or reuse) every config; returns {run_id: (metrics.json, folder)}.
+
+    ``kind`` names the experiment folder of every run, or one per config (:func:`run_book_experiments` trains
+    several experiments in one pool); a run asked for twice is trained once, into the first one's folder.
 
     With ``jobs`` > 1 (default :func:`resolve_jobs`) the runs go to that many worker processes: the demo's models are
     small, so on a CPU two one-thread runs finish in about the time of one two-thread run. Each run writes only its
@@ -136,9 +145,12 @@ def run_all(cfgs: list[Config], kind: str, progress: bool = True, log: Callable 
     numbers are the same bytes whatever ``jobs`` is and whichever worker or order trained it; floating-point sums
     split over another number of threads would differ in the last digits.
     """
-    todo: dict[str, Any] = {}
+    kinds = [kind] * len(cfgs) if isinstance(kind, str) else list(kind)
+    if len(kinds) != len(cfgs):
+        raise ValueError(f"run_all: {len(cfgs)} configs but {len(kinds)} kinds")
+    todo: dict[str, tuple[Config, str]] = {}
     out: dict[str, tuple[dict, Path]] = {}
-    for c in cfgs:
+    for c, k in zip(cfgs, kinds):
         rid = run_id(c)
         if rid in todo or rid in out:
             continue
@@ -146,26 +158,28 @@ def run_all(cfgs: list[Config], kind: str, progress: bool = True, log: Callable 
         if done is not None:
             out[rid] = (json.loads((done / "metrics.json").read_text()), done)
         else:
-            todo[rid] = c
+            todo[rid] = (c, k)
     jobs = resolve_jobs(cfgs[0]) if jobs is None and cfgs else max(1, int(jobs or 1))
     if not todo:
         return out
+    what = kind if isinstance(kind, str) else "+".join(dict.fromkeys(k for _, k in todo.values()))
     if jobs <= 1 or len(todo) <= 1:
-        for rid, c in todo.items():
-            m, d = train_or_reuse(c, kind, progress, log)
+        for rid, (c, k) in todo.items():
+            m, d = train_or_reuse(c, k, progress, log)
             out[rid] = (m, Path(d))
         return out
 
     jobs = min(jobs, len(todo))
-    threads = int(next(iter(todo.values())).train.threads) or max(1, usable_cpus() // jobs)  # train_one pins it too
-    log(f"{kind}: {len(todo)} runs on {jobs} worker processes ({threads} thread(s) each)")
+    first = next(iter(todo.values()))[0]
+    threads = int(first.train.threads) or max(1, usable_cpus() // jobs)  # train_one pins it too
+    log(f"{what}: {len(todo)} runs on {jobs} worker processes ({threads} thread(s) each)")
     with ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn"), initializer=_worker_init,
                              initargs=(threads,)) as ex:
         # longest runs first, so that no long run starts last while the other workers sit idle (the numbers do not
         # depend on the order: each run pins its threads and seeds itself)
-        order = sorted(todo, key=lambda rid: -_run_cost(todo[rid]))
-        futs = {ex.submit(_train_job, todo[rid], kind): rid for rid in order}
-        bar = tqdm(total=len(futs), desc=kind, unit="run", disable=not progress)
+        order = sorted(todo, key=lambda rid: -_run_cost(todo[rid][0]))
+        futs = {ex.submit(_train_job, *todo[rid]): rid for rid in order}
+        bar = tqdm(total=len(futs), desc=what if len(what) <= 24 else "training", unit="run", disable=not progress)
         for f in as_completed(futs):
             m, d = f.result()  # a failed run raises here, with its own message
             out[futs[f]] = (m, Path(d))
@@ -225,11 +239,50 @@ def _parse_list(v: Any) -> list[int]:
     return [int(x) for x in v]
 
 
+# ---- the experiments: what each trains (plan_*) and its table (run_*) ----------------------------------------------
+def plan_cv(cfg: Config, folds: Any = None) -> dict[int, list[Config]]:
+    """The runs of the cross-validation: fold -> its table cell's configs."""
+    return {f: _cells(cfg.replace(fold=f)) for f in _parse_list(cfg.book.folds if folds is None else folds)}
+
+
+def plan_ablation(cfg: Config, iterations: Any = None, fold: int | None = None) -> dict[int, list[Config]]:
+    """The runs of the recursion ablation: l -> its cell's configs (RJCMA on ``fold``, default book.ablate_fold)."""
+    fold = cfg.book.ablate_fold if fold is None else int(fold)
+    iterations = _parse_list(cfg.book.ablate_iterations if iterations is None else iterations)
+    return {l_: _cells(cfg.replace(fusion="rjcma", num_iterations=l_, fold=fold)) for l_ in iterations}
+
+
+def plan_compare(cfg: Config, fold: int = 0, models: list[tuple[str, str, list[str]]] | None = None,
+                 folds: Any = None) -> list[dict[int, list[Config]]]:
+    """The runs of the comparison: per model (in ``models`` order) fold -> its cell's configs."""
+    fold_list = [int(fold)] if folds is None else _parse_list(folds)
+    cells: list[dict[int, list[Config]]] = []
+    for _label, fusion, mods in models or COMPARE_MODELS:
+        per_fold = {}
+        for f in fold_list:
+            c = cfg.replace(fusion=fusion, modalities=mods, fold=f)
+            if FUSIONS[fusion].iterations is not None:  # JCA: l = 1
+                c = c.replace(num_iterations=FUSIONS[fusion].iterations)
+            per_fold[f] = _cells(c)
+        cells.append(per_fold)
+    return cells
+
+
+def plan_exercises(cfg: Config) -> list[Config]:
+    """Runs the chapters' exercises read: the ablation chapter's l = 5 (one beyond Table 3) on the ablation fold."""
+    return _cells(cfg.replace(fusion="rjcma", num_iterations=5, fold=cfg.book.ablate_fold))
+
+
+def _flat(cells: Any) -> list[Config]:
+    if isinstance(cells, dict):
+        return [c for cs in cells.values() for c in cs]
+    return [c for pf in cells for cs in pf.values() for c in cs]
+
+
 def run_cv(cfg: Config, folds: Any = None, progress: bool = True, log: Callable = print) -> list[dict[str, Any]]:
     """Six-fold cross-validation (paper Table 1): one row per fold with CCC of valence, arousal and their mean."""
-    folds = _parse_list(cfg.book.folds if folds is None else folds)
-    cells = {f: _cells(cfg.replace(fold=f)) for f in folds}
-    done = run_all([c for cs in cells.values() for c in cs], "cv", progress, log)
+    cells = plan_cv(cfg, folds)
+    done = run_all(_flat(cells), "cv", progress, log)
     rows = [_row({"fold": f, "fusion": cfg.model.fusion}, *_scores(cs, done), PAPER_TABLE1.get(f))
             for f, cs in cells.items()]
     write_summary(cfg, "cv", rows)
@@ -239,10 +292,9 @@ def run_cv(cfg: Config, folds: Any = None, progress: bool = True, log: Callable 
 def run_ablation(cfg: Config, iterations: Any = None, fold: int | None = None, progress: bool = True,
                  log: Callable = print) -> list[dict[str, Any]]:
     """Number of recursions l (paper Table 3) of the RJCMA fusion on one fold (paper: fold 1)."""
-    iterations = _parse_list(cfg.book.ablate_iterations if iterations is None else iterations)
     fold = cfg.book.ablate_fold if fold is None else int(fold)
-    cells = {l_: _cells(cfg.replace(fusion="rjcma", num_iterations=l_, fold=fold)) for l_ in iterations}
-    done = run_all([c for cs in cells.values() for c in cs], "ablate", progress, log)
+    cells = plan_ablation(cfg, iterations, fold)
+    done = run_all(_flat(cells), "ablate", progress, log)
     rows = [_row({"l": l_, "fold": fold}, *_scores(cs, done), PAPER_TABLE3.get(l_) if fold == 1 else None)
             for l_, cs in cells.items()]
     write_summary(cfg, "ablate", rows, {"fold": fold})
@@ -275,16 +327,8 @@ def run_compare(cfg: Config, fold: int = 0, models: list[tuple[str, str, list[st
     models = models or COMPARE_MODELS
     fold_list = [int(fold)] if folds is None else _parse_list(folds)
     kind = "compare" if folds is None else "compare-folds"
-    cells: list[dict[int, list[Config]]] = []
-    for label, fusion, mods in models:
-        per_fold = {}
-        for f in fold_list:
-            c = cfg.replace(fusion=fusion, modalities=mods, fold=f)
-            if FUSIONS[fusion].iterations is not None:  # JCA: l = 1
-                c = c.replace(num_iterations=FUSIONS[fusion].iterations)
-            per_fold[f] = _cells(c)
-        cells.append(per_fold)
-    done = run_all([c for pf in cells for cs in pf.values() for c in cs], kind, progress, log)
+    cells = plan_compare(cfg, fold, models, folds)
+    done = run_all(_flat(cells), kind, progress, log)
     rows = []
     for (label, fusion, mods), pf in zip(models, cells):
         base = {"model": label, "fusion": fusion, "modalities": "+".join(mods),
@@ -303,6 +347,32 @@ def run_compare(cfg: Config, fold: int = 0, models: list[tuple[str, str, list[st
         rows.append(row)
     write_summary(cfg, kind, rows, {"fold": fold_list[0]} if folds is None else {"folds": fold_list})
     return rows
+
+
+def book_experiments(cfg: Config) -> list[tuple[str, list[Config]]]:
+    """Every run the book's chapters read, by experiment folder: cv, ablate, compare (fold 0), compare-folds (the
+    six-fold check of :data:`FOLD_CHECK_MODELS`) and the exercises' runs."""
+    check = compare_models(FOLD_CHECK_MODELS)
+    return [("cv", _flat(plan_cv(cfg))), ("ablate", _flat(plan_ablation(cfg))),
+            ("compare", _flat(plan_compare(cfg, 0))),
+            ("compare-folds", _flat(plan_compare(cfg, models=check, folds=cfg.book.folds))),
+            ("exercises", plan_exercises(cfg))]
+
+
+def run_book_experiments(cfg: Config, progress: bool = True, log: Callable = print) -> dict[str, list[dict[str, Any]]]:
+    """Train every run of :func:`book_experiments` in one pool of workers (longest first, so no worker idles while
+    one experiment's last run finishes before the next experiment starts), then write each experiment's summary.
+
+    The numbers are those of ``rjcma cv``, ``ablate`` and ``compare`` run one after another: every run pins its
+    threads and seeds itself, and a run two experiments share is trained once."""
+    plan = book_experiments(cfg)
+    run_all([c for _, cs in plan for c in cs], [k for k, cs in plan for _ in cs], progress, log)
+    quiet = lambda *a, **k: None  # noqa: E731 - every run is done: the calls below only read and write summaries
+    return {"cv": run_cv(cfg, progress=False, log=quiet),
+            "ablate": run_ablation(cfg, progress=False, log=quiet),
+            "compare": run_compare(cfg, 0, progress=False, log=quiet),
+            "compare-folds": run_compare(cfg, models=compare_models(FOLD_CHECK_MODELS), folds=cfg.book.folds,
+                                         progress=False, log=quiet)}
 
 
 def export_test(cfg: Config, checkpoint: Any, out: str | Path, sample_file: str | Path | None = None,

@@ -21,7 +21,6 @@ and is skipped on rerun.
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import io
 import json
@@ -41,7 +40,7 @@ from torch.utils.data import DataLoader, DistributedSampler
 from tqdm.auto import tqdm
 
 from rjcma import __version__
-from rjcma.config import Config
+from rjcma.config import Config, fixed_threads
 from rjcma.data.dataset import WindowDataset, collate, make_loader
 from rjcma.data.store import Store
 from rjcma.errors import RjcmaError
@@ -246,17 +245,7 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-@contextlib.contextmanager
-def intra_op_threads(n: int):
-    """Run the block with ``n`` torch CPU threads (0: leave as is), then restore. A run's float sums are split over
-    its threads, so a fixed count makes its numbers independent of how many runs share the machine."""
-    before = torch.get_num_threads()
-    if n > 0:
-        torch.set_num_threads(int(n))
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
+intra_op_threads = fixed_threads  # a run's threads: train.threads (rjcma.config.fixed_threads)
 
 
 # ---- folds and data ------------------------------------------------------------------------------------------------
