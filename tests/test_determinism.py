@@ -2,9 +2,9 @@
 worker processes and threads run them.
 
 The stages run in separate processes, as `make book` runs them: run A with 2 threads and one process at a time,
-run B with 1 thread and two worker processes (A and B side by side, to halve the wait on two cores). Compared: every ``.npy`` and ``.csv`` of the two stores (words.csv,
-labels, faces, log-mel, text and frozen-encoder features), then the cross-validation result folders trained on
-them with ``--jobs 1`` and ``--jobs 2`` (metrics, per-frame predictions, weights).
+run B with 1 thread and two worker processes, A and B side by side. Compared: every ``.npy`` and ``.csv`` of the
+two stores (words.csv, labels, faces, log-mel, text and frozen-encoder features), then the cross-validation result
+folders trained on them with ``--jobs 1`` and ``--jobs 2`` (metrics, per-frame predictions, weights).
 """
 
 from __future__ import annotations
