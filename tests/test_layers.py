@@ -1,6 +1,6 @@
 """The package's layers hold: every import between its modules points down (or stays inside one layer).
 
-    base      config, io, errors, metrics, layout, paper_numbers, fusions, assets (and the package itself)
+    base      config, io, errors, metrics, layout, paper_numbers, fusions, assets, stable_safetensors (and the package itself)
       ↑
     data      models        two siblings: they never import each other (models take tensors; the data layer
       ↑         ↑           serves any trainer)
