@@ -16,6 +16,10 @@ PREPROCESS_WORKERS ?= 2
 # notebooks executed side by side in make book (each reads what make train wrote)
 BOOK_JOBS ?= 2
 TORCH_PINS := torch==2.11.0 torchvision==0.26.0 torchaudio==2.11.0
+EXTRAS := test,book,punctuation
+# `$(call PIP_INSTALL,ARGS)`: install ARGS into the venv with uv, else with pip
+PIP_INSTALL = $(VENV)/bin/uv pip install -q --python $(PY) $(1) || { echo "setup: uv failed; installing with pip"; \
+  $(PY) -m pip install -q $(1); }
 APT_PACKAGES := ffmpeg espeak-ng
 # `$(TIMED) NAME CMD...`: run CMD, print its wall time and, when $RJCMA_TIMES names a file, append NAME<TAB>seconds
 TIMED = /usr/bin/env bash -c 't0=$$(date +%s%N); "$${@:2}" || exit $$?; ms=$$(( ($$(date +%s%N) - t0) / 1000000 )); \
@@ -63,11 +67,13 @@ browser-deps:
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	# one resolver pass for torch's triple and the package (pyproject.toml pins the same triple)
-	$(PY) -m pip install -q $(TORCH_PINS) -e ".[test,book,punctuation]"
+	$(PY) -m pip install -q --upgrade pip uv
+	# one resolver pass for torch's triple and the package (pyproject.toml pins the same triple); uv (from PyPI)
+	# downloads and unpacks in parallel, about 3x faster than pip for torch's wheels; pip takes over when uv fails
+	# (uv reads no pip.conf: a machine that reaches PyPI only through an index named there)
+	$(call PIP_INSTALL,$(TORCH_PINS) -e ".[$(EXTRAS)]")
 	# MTCNN weight files only (the face detector loads them into its own networks); without --no-deps its old torch pin would replace ours
-	$(PY) -m pip install -q --no-deps facenet-pytorch==2.6.0
+	$(call PIP_INSTALL,--no-deps facenet-pytorch==2.6.0)
 	$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3" >/dev/null
 	$(PY) -m rjcma.book --setup-assets
 	touch $(STAMP)

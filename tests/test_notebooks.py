@@ -16,7 +16,10 @@ import yaml
 
 from _book_build import REPO, built_book
 from rjcma.book import (
+    DEMO_SECONDS,
     BookPaths,
+    _run_all_notebooks,
+    expected_seconds,
     notebook_parameters,
     parameter_values,
     parameters_cells,
@@ -154,6 +157,38 @@ def test_runner_names_notebook_and_cell_on_failure(tmp_path):
     executed = nbformat.read(paths.executed / "notebooks" / "01_x.ipynb", as_version=4)
     assert any("K = 7" in o.get("text", "") for c in executed.cells if c.cell_type == "code" for o in c.outputs)
     assert not (paths.executed / "notebooks" / "02_y.ipynb").exists(), "the runner must stop at the first failure"
+
+
+def test_side_by_side_runs_start_longest_first_and_report_in_toc_order(tmp_path):
+    import threading
+
+    from rjcma.book import NotebookRun
+
+    names = ["01_a", "02_b", "03_c", "04_d", "05_e"]
+    seconds = {"01_a": 1, "02_b": 2, "04_d": 9, "05_e": 5}  # 03_c: never ran, 0
+    started, lock, both = [], threading.Lock(), threading.Barrier(2, timeout=30)
+
+    def run_one(i, name):
+        with lock:
+            started.append((i, name))
+            first_two = len(started) <= 2
+        if first_two:  # the first two runs are side by side: neither worker takes a third before both started
+            both.wait()
+        return NotebookRun(name=name, output=tmp_path / name, ok=True)
+
+    runs = _run_all_notebooks(names, run_one, jobs=2, stop_on_error=True, echo=False, seconds=seconds)
+    assert [r.name for r in runs] == names, "the timing table lists the notebooks in the toc's order"
+    assert [n for _, n in started][:2] == ["04_d", "05_e"], started  # the two longest start first
+    assert dict((n, i) for i, n in started) == {n: k for k, n in enumerate(names, 1)}, "numbered by toc position"
+    # the expected durations: the last executed copy's papermill duration, else the demo figure, else 0
+    paths = BookPaths.default(root=tmp_path, build=tmp_path / "_build")
+    assert expected_seconds(paths, "12_inference") == DEMO_SECONDS["12_inference"]
+    assert expected_seconds(paths, "99_new") == 0.0
+    nb = nbformat.v4.new_notebook(metadata={"papermill": {"duration": 3.5}})
+    (paths.executed / "notebooks").mkdir(parents=True)
+    nbformat.write(nb, paths.executed / "notebooks" / "12_inference.ipynb")
+    assert expected_seconds(paths, "12_inference") == 3.5
+    assert set(DEMO_SECONDS) == set(EXPECTED), "DEMO_SECONDS names every notebook of the book"
 
 
 # ---- every notebook with tiny parameters, and the book -----------------------------------------------------------

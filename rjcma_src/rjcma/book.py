@@ -43,6 +43,15 @@ TINY = {
     "demo_seed": 1,
 }
 
+# seconds each notebook ran in the demo profile's `make book` (idle 2-core machine, two at a time; the book's chapter
+# *Running this book*): the start order of side-by-side runs when a notebook has no executed copy yet. Longest first,
+# so that no long notebook starts last and runs alone; the figures order the runs and nothing else.
+DEMO_SECONDS = {
+    "02_visual": 52, "12_inference": 32, "04_text": 15, "13_paper_vs_code": 14, "05_encoders": 13,
+    "06b_equations": 11, "06a_tcn": 10, "07_training": 8, "08_cross_validation": 8, "09_ablation": 8,
+    "10_comparison": 7, "01_data": 6, "03_audio": 5, "11_results": 4,
+}
+
 
 # ---- locations -----------------------------------------------------------------------------------
 def repo_root() -> Path:
@@ -327,10 +336,24 @@ def run_notebooks(
         return run
 
     with _kernel_env():
-        return _run_all_notebooks(names, run_one, jobs, stop_on_error, echo)
+        seconds = {n: expected_seconds(paths, n) for n in names} if jobs > 1 else {}
+        return _run_all_notebooks(names, run_one, jobs, stop_on_error, echo, seconds)
 
 
-def _run_all_notebooks(names, run_one, jobs: int, stop_on_error: bool, echo: bool) -> list[NotebookRun]:
+def expected_seconds(paths: BookPaths, name: str) -> float:
+    """How long notebook ``name`` is expected to run: its last executed copy's papermill duration, else
+    :data:`DEMO_SECONDS`, else 0. Only the start order of side-by-side runs uses it."""
+    import json
+
+    try:
+        nb = json.loads((paths.executed / "notebooks" / f"{name}.ipynb").read_text())
+        return float(nb["metadata"]["papermill"]["duration"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return float(DEMO_SECONDS.get(name, 0.0))
+
+
+def _run_all_notebooks(names, run_one, jobs: int, stop_on_error: bool, echo: bool,
+                       seconds: dict[str, float] | None = None) -> list[NotebookRun]:
     runs: list[NotebookRun] = []
     if jobs <= 1:
         for i, name in enumerate(names, 1):
@@ -339,11 +362,14 @@ def _run_all_notebooks(names, run_one, jobs: int, stop_on_error: bool, echo: boo
                 if echo:
                     print(timing_table(runs))
                 raise RjcmaError(runs[-1].error)
-    else:  # independent notebooks side by side (make book, tests); order of the results = run order
+    else:  # independent notebooks side by side (make book, tests), the longest first; results in the toc's order
         from concurrent.futures import ThreadPoolExecutor
 
+        seconds = seconds or {}
+        order = sorted(range(len(names)), key=lambda i: -seconds.get(names[i], 0.0))  # stable: ties in toc order
         with ThreadPoolExecutor(max_workers=jobs) as pool:
-            runs = list(pool.map(lambda a: run_one(*a), enumerate(names, 1)))
+            futures = {i: pool.submit(run_one, i + 1, names[i]) for i in order}
+            runs = [futures[i].result() for i in range(len(names))]
         failed = [r for r in runs if not r.ok]
         if failed and stop_on_error:
             raise RjcmaError(failed[0].error)

@@ -45,6 +45,7 @@ from rjcma.data.dataset import WindowDataset, collate, make_loader
 from rjcma.data.store import Store
 from rjcma.errors import RjcmaError
 from rjcma.io import atomic_path, atomic_write_json, atomic_write_text
+from rjcma.models.backbones import cpu_bf16
 from rjcma.models.rjcma import build_model, fusion_modalities, keep_frozen_in_eval
 from rjcma.preprocess import standins
 from rjcma.train.checkpoint import STATE_FILE, load_train_state, restore_rng, save_train_state
@@ -385,12 +386,22 @@ class Run:
         return _unwrap(self.model)
 
 
+def mixed_precision(cfg: Config, cpu: bool) -> str:
+    """``train.mixed_precision`` resolved: "auto" is "bf16" on a GPU with bf16 or a CPU with native bf16 (AVX512-BF16
+    / AMX), else "no". The resolved value is what ``metrics.json`` records."""
+    mp = cfg.train.mixed_precision
+    if mp != "auto":
+        return mp
+    native = cpu_bf16() if cpu else torch.cuda.is_bf16_supported()
+    return "bf16" if native else "no"
+
+
 def make_accelerator(cfg: Config):
     """Accelerate handles CPU/GPU, bf16 autocast and DDP (``accelerate launch`` / ``torchrun``)."""
     from accelerate import Accelerator
 
-    acc = Accelerator(mixed_precision=cfg.train.mixed_precision, cpu=cfg.train.device == "cpu"
-                      or (cfg.train.device == "auto" and not torch.cuda.is_available()))
+    cpu = cfg.train.device == "cpu" or (cfg.train.device == "auto" and not torch.cuda.is_available())
+    acc = Accelerator(mixed_precision=mixed_precision(cfg, cpu), cpu=cpu)
     if acc.device.type == "cuda":  # deterministic kernels (cuBLAS needs its workspace fixed before its first call)
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         torch.backends.cudnn.deterministic = True
