@@ -18,7 +18,7 @@ BOOK_JOBS ?= 2
 TORCH_PINS := torch==2.11.0 torchvision==0.26.0 torchaudio==2.11.0
 EXTRAS := test,book,punctuation
 # `$(call PIP_INSTALL,ARGS)`: install ARGS into the venv with uv, else with pip
-PIP_INSTALL = $(VENV)/bin/uv pip install -q --python $(PY) $(1) || { echo "setup: uv failed; installing with pip"; \
+PIP_INSTALL = $(VENV)/bin/uv pip install -q --compile-bytecode --python $(PY) $(1) || { echo "setup: uv failed; installing with pip"; \
   $(PY) -m pip install -q $(1); }
 APT_PACKAGES := ffmpeg espeak-ng
 # `$(TIMED) NAME CMD...`: run CMD, print its wall time and, when $RJCMA_TIMES names a file, append NAME<TAB>seconds
@@ -70,7 +70,8 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q --upgrade pip uv
 	# one resolver pass for torch's triple and the package (pyproject.toml pins the same triple); uv (from PyPI)
 	# downloads and unpacks in parallel, about 3x faster than pip for torch's wheels; pip takes over when uv fails
-	# (uv reads no pip.conf: a machine that reaches PyPI only through an index named there)
+	# (uv reads no pip.conf: a machine that reaches PyPI only through an index named there); --compile-bytecode as pip
+# does: with PYTHONDONTWRITEBYTECODE set, a venv without .pyc files recompiles torch in every kernel (+25 % notebooks)
 	$(call PIP_INSTALL,$(TORCH_PINS) -e ".[$(EXTRAS)]")
 	# MTCNN weight files only (the face detector loads them into its own networks); without --no-deps its old torch pin would replace ours
 	$(call PIP_INSTALL,--no-deps facenet-pytorch==2.6.0)
