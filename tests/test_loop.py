@@ -183,3 +183,12 @@ def test_mixed_precision_auto_is_bf16_only_where_the_device_has_it(monkeypatch):
             assert loop.mixed_precision(auto.with_sets([f"mixed_precision={fixed}"]), cpu=True) == fixed
     with pytest.raises(RjcmaError, match="'no', 'bf16' or 'auto'"):
         auto.with_sets(["mixed_precision=fp16"])
+
+
+def test_runs_of_two_precisions_in_one_process(tiny_cfg, tiny_store, tmp_path):
+    """Accelerate allows one precision per process; a notebook or a test session trains fp32 and bf16 runs in turn."""
+    from rjcma.train.loop import make_accelerator
+
+    for mp in ("no", "bf16", "no"):
+        acc = make_accelerator(tiny_cfg.with_sets([f"mixed_precision={mp}"]))
+        assert str(acc.mixed_precision) == mp

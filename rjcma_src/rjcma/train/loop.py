@@ -399,9 +399,15 @@ def mixed_precision(cfg: Config, cpu: bool) -> str:
 def make_accelerator(cfg: Config):
     """Accelerate handles CPU/GPU, bf16 autocast and DDP (``accelerate launch`` / ``torchrun``)."""
     from accelerate import Accelerator
+    from accelerate.state import AcceleratorState
 
     cpu = cfg.train.device == "cpu" or (cfg.train.device == "auto" and not torch.cuda.is_available())
-    acc = Accelerator(mixed_precision=mixed_precision(cfg, cpu), cpu=cpu)
+    mp = mixed_precision(cfg, cpu)
+    # Accelerate keeps one precision per process and refuses another; runs of two precisions in one process (a
+    # notebook, the tests) start its state over (the distributed part, PartialState, is kept)
+    if AcceleratorState._shared_state.get("_mixed_precision", mp) != mp:
+        AcceleratorState._reset_state()
+    acc = Accelerator(mixed_precision=mp, cpu=cpu)
     if acc.device.type == "cuda":  # deterministic kernels (cuBLAS needs its workspace fixed before its first call)
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         torch.backends.cudnn.deterministic = True
