@@ -161,7 +161,7 @@ def test_training_threads_are_pinned_and_restored():
 def test_safetensors_files_are_the_same_bytes_in_every_process(tmp_path):
     """safetensors writes its metadata in a per-process hash order; our writer sorts it (weights files and their
     SHA-256 then repeat)."""
-    code = ("import sys, torch; from rjcma.stable_safetensors import save_file; "
+    code = ("import sys, torch; from rjcma.io import save_safetensors as save_file; "
             "save_file({'w': torch.arange(6.).reshape(2, 3), 'b': torch.zeros(3)}, sys.argv[1], "
             "{'encoder': 'ir50', 'init': 'seeded', 'seed': '0', 'version': '3', 'format': 'pt'})")
     files = [tmp_path / f"{i}.safetensors" for i in range(3)]

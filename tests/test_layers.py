@@ -1,6 +1,6 @@
 """The package's layers hold: every import between its modules points down (or stays inside one layer).
 
-    base      config, io, errors, metrics, layout, paper_numbers, fusions, assets, stable_safetensors (and the package itself)
+    base      config, io, errors, metrics, layout, paper_numbers, fusions, assets (and the package itself)
       ↑
     data      models        two siblings: they never import each other (models take tensors; the data layer
       ↑         ↑           serves any trainer)
@@ -29,7 +29,7 @@ PACKAGE = Path(rjcma.__file__).parent
 # top-level module or subpackage -> layer (a subpackage's modules all sit in its layer)
 LAYER_OF = {
     "__init__": "base", "config": "base", "io": "base", "errors": "base", "metrics": "base", "layout": "base",
-    "paper_numbers": "base", "fusions": "base", "assets": "base", "stable_safetensors": "base",
+    "paper_numbers": "base", "fusions": "base", "assets": "base",
     "data": "data", "models": "models",
     "preprocess": "preprocess",
     "train": "train",

@@ -283,7 +283,7 @@ def _stand_in_cached(name: str, cfg: Config, builder) -> tuple[nn.Module, Encode
         m = make_stand_in(name, init, seed)
         sd = {k: v.detach().contiguous().clone() for k, v in m.state_dict().items()}
         meta = {"encoder": name, "init": init, "seed": str(seed), "version": STAND_IN_VERSION}
-        from rjcma.stable_safetensors import save_file as save_stable  # same weights -> same bytes and SHA-256
+        from rjcma.io import save_safetensors as save_stable  # same weights -> same bytes and SHA-256
 
         with atomic_path(path) as tmp:
             save_stable(sd, str(tmp), metadata=meta)

@@ -176,7 +176,7 @@ def _widths(cfg: Config) -> dict[str, Any]:
 
 def save_model(model: nn.Module, cfg: Config, out_dir: str | Path, text_stats: dict | None = None) -> Path:
     """``model.safetensors`` (weights) + ``model.json`` (config, widths, text statistics), both atomic."""
-    from rjcma.stable_safetensors import save_file  # same weights -> same bytes
+    from rjcma.io import save_safetensors as save_file  # same weights -> same bytes
 
     out = Path(out_dir)
     state = {k: v.detach().to("cpu").contiguous().clone() for k, v in _unwrap(model).state_dict().items()}
