@@ -76,7 +76,7 @@ $(STAMP): pyproject.toml
 	# MTCNN weight files only (the face detector loads them into its own networks); without --no-deps its old torch pin would replace ours
 	$(call PIP_INSTALL,--no-deps facenet-pytorch==2.6.0)
 	$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3" >/dev/null
-	$(PY) -m rjcma.book --setup-assets
+	$(RJCMA) book --setup-assets
 	touch $(STAMP)
 
 ## ---- main job ----------------------------------------------------------------------------------
@@ -117,7 +117,7 @@ test-fast: setup
 
 ## ---- other -------------------------------------------------------------------------------------
 lab: setup
-	$(PY) -m rjcma.book --lab $(LAB_ARGS)
+	$(RJCMA) lab $(LAB_ARGS)
 
 bench: setup
 	for b in benchmarks/*.py; do echo "== $$b"; $(PY) $$b; done

@@ -103,7 +103,7 @@ def test_compare_unknown_model_is_one_line_error(sets, capsys):
 def test_export_test_format(sets, tiny_store, capsys):
     from rjcma.config import load_config
     from rjcma.data.store import Store
-    from rjcma.train.commands import default_checkpoint
+    from rjcma.train.cv import default_checkpoint
 
     s, results = sets
     cfg = load_config("demo", s)

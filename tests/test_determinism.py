@@ -148,13 +148,13 @@ def test_stand_in_build_runs_with_fixed_threads(monkeypatch):
 def test_training_threads_are_pinned_and_restored():
     import torch
 
-    from rjcma.train.loop import intra_op_threads
+    from rjcma.runtime import fixed_threads
 
     before = torch.get_num_threads()
-    with intra_op_threads(1):
+    with fixed_threads(1):
         assert torch.get_num_threads() == 1
     assert torch.get_num_threads() == before
-    with intra_op_threads(0):
+    with fixed_threads(0):
         assert torch.get_num_threads() == before
 
 

@@ -1,6 +1,6 @@
 """The package's layers hold: every import between its modules points down (or stays inside one layer).
 
-    base      config, io, errors, metrics, layout, paper_numbers, fusions, assets (and the package itself)
+    base      config, runtime, io, errors, metrics, layout, paper_numbers, fusions, assets (and the package itself)
       ↑
     data      models        two siblings: they never import each other (models take tensors; the data layer
       ↑         ↑           serves any trainer)
@@ -8,7 +8,7 @@
       ↑
     train
       ↑
-    apps      cli, predict, predict_cli, book, plots, results_tables, report, lessons, reference, bundle
+    apps      cli, predict, book, plots, results_tables, report, lessons, reference, bundle
 
 The graph is read from the source with ``ast``: every ``import`` and ``from … import`` of a package module, at the top
 of a file or inside a function, ``if TYPE_CHECKING`` blocks included (a type-only arrow is still an arrow). Third-party
@@ -29,12 +29,12 @@ PACKAGE = Path(rjcma.__file__).parent
 # top-level module or subpackage -> layer (a subpackage's modules all sit in its layer)
 LAYER_OF = {
     "__init__": "base", "config": "base", "io": "base", "errors": "base", "metrics": "base", "layout": "base",
-    "paper_numbers": "base", "fusions": "base", "assets": "base",
+    "paper_numbers": "base", "fusions": "base", "assets": "base", "runtime": "base",
     "data": "data", "models": "models",
     "preprocess": "preprocess",
     "train": "train",
     "cli": "apps", "predict": "apps", "book": "apps", "plots": "apps", "results_tables": "apps", "report": "apps",
-    "lessons": "apps", "reference": "apps", "bundle": "apps", "predict_cli": "apps",
+    "lessons": "apps", "reference": "apps", "bundle": "apps",
 }
 RANK = {"base": 0, "data": 1, "models": 1, "preprocess": 2, "train": 3, "apps": 4}
 
@@ -124,7 +124,7 @@ def test_imports_follow_the_layers():
         ("rjcma.data.dataset", "rjcma.models.rjcma", False),
         ("rjcma.data.store", "rjcma.preprocess.text", False),  # upwards
         ("rjcma.config", "rjcma.models.rjcma", False),
-        ("rjcma.preprocess.pipeline", "rjcma.train.commands", False),
+        ("rjcma.preprocess.pipeline", "rjcma.cli.train", False),
         ("rjcma.train.cv", "rjcma.results_tables", False),
     ],
 )

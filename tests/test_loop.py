@@ -171,16 +171,17 @@ def test_train_one_writes_result_folder_and_skips_when_complete(tiny_cfg, tiny_s
 
 
 def test_mixed_precision_auto_is_bf16_only_where_the_device_has_it(monkeypatch):
+    from rjcma import runtime
     from rjcma.config import load_config
-    from rjcma.train import loop
 
     auto = load_config("demo")
     assert auto.train.mixed_precision == "auto"
     for native in (True, False):
-        monkeypatch.setattr(loop, "cpu_bf16", lambda native=native: native)
-        assert loop.mixed_precision(auto, cpu=True) == ("bf16" if native else "no")
+        monkeypatch.setattr(runtime, "cpu_bf16", lambda native=native: native)
+        assert runtime.training_precision(auto.train.mixed_precision, cpu=True) == ("bf16" if native else "no")
         for fixed in ("no", "bf16"):  # an explicit choice is kept on any device
-            assert loop.mixed_precision(auto.with_sets([f"mixed_precision={fixed}"]), cpu=True) == fixed
+            chosen = auto.with_sets([f"mixed_precision={fixed}"]).train.mixed_precision
+            assert runtime.training_precision(chosen, cpu=True) == fixed
     with pytest.raises(RjcmaError, match="'no', 'bf16' or 'auto'"):
         auto.with_sets(["mixed_precision=fp16"])
 

@@ -129,18 +129,20 @@ def test_one_failing_trial_does_not_stop_the_others(store_copy, monkeypatch, cap
 def test_cli_exit_status_and_errors(store_copy, monkeypatch):
     import argparse
 
+    from rjcma.cli import preprocess as cli_preprocess
+
     cfg, dst = store_copy
     parser = argparse.ArgumentParser()
-    P.add_preprocess_arguments(parser)
+    cli_preprocess.add_preprocess_arguments(parser)
     args = parser.parse_args(["--corpus", cfg.data.corpus, "--store", str(dst), "--no-progress",
                               "--set", f"seq_len={cfg.K}", "--set", f"stride={cfg.data.stride}"])
-    assert P.run_preprocess(args) == 0
+    assert cli_preprocess.run_preprocess(args) == 0
     with pytest.raises(RjcmaError, match="shard"):
         P.preprocess_corpus(cfg, shard="3/2", progress=False)
     with pytest.raises(RjcmaError, match="unknown stage"):
         P.preprocess_corpus(cfg, stages="faces,nose", progress=False)
     monkeypatch.setattr(P, "preprocess_trial", lambda *a, **k: (_ for _ in ()).throw(RjcmaError("x.mp4: broken")))
-    assert P.run_preprocess(args) == 1
+    assert cli_preprocess.run_preprocess(args) == 1
 
 
 def test_shards_partition_the_videos(tiny_cfg):

@@ -47,7 +47,7 @@ def fresh_copy(dst: Path) -> Path:
 
 @pytest.mark.timeout(5400)
 def test_a_student_runs_every_notebook_in_order(tmp_path, monkeypatch):
-    from rjcma.book import _ensure_kernel, execute_notebook, toc_notebooks
+    from rjcma.book import ensure_kernel, execute_notebook, toc_notebooks
 
     clone = fresh_copy(tmp_path / "clone")
     assert not any((clone / d).exists() for d in ("data", "results")), "the copy must start without data"
@@ -57,7 +57,7 @@ def test_a_student_runs_every_notebook_in_order(tmp_path, monkeypatch):
     monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
     if os.environ.get("RJCMA_STUDENT_FRESH_CACHE") == "1":
         monkeypatch.setenv("RJCMA_CACHE", str(tmp_path / "cache"))
-    _ensure_kernel()
+    ensure_kernel()
     names = toc_notebooks(clone)
     assert names == sorted(p.stem for p in (clone / "notebooks").glob("*.ipynb"))
     timings: dict[str, float] = {}

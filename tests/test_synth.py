@@ -306,12 +306,14 @@ def test_bad_arguments(tmp_path: Path):
 def test_cli_arguments_and_one_line_error(tmp_path: Path):
     import argparse
 
+    from rjcma.cli.data import add_synth_arguments, run_synth
+
     parser = argparse.ArgumentParser(prog="rjcma synth")
-    synth.add_synth_arguments(parser)
+    add_synth_arguments(parser)
     args = parser.parse_args(["--out", str(tmp_path / "c"), "--videos", "2"])
     assert (args.videos, args.seconds, args.seed) == (2, 24.0, 7)
     with pytest.raises(RjcmaError) as e:
-        synth.run_synth(args)
+        run_synth(args)
     assert "\n" not in str(e.value) and "--videos must be >= 4" in str(e.value)
     assert not (tmp_path / "c").exists(), "nothing is written for bad arguments"
 

@@ -9,13 +9,11 @@ stops at the first failure, naming the notebook and the cell. Then it assembles 
 
 ``_toc.yml`` is static and lists every notebook; a listed notebook that is missing is an error.
 
-Also runnable as ``python -m rjcma.book --setup-assets`` (what ``make setup`` calls): checks that the offline
-MathJax copy is available.
+The command line is :mod:`rjcma.cli.book` (``rjcma book``, ``rjcma lab``).
 """
 
 from __future__ import annotations
 
-import argparse
 import ast
 import contextlib
 import os
@@ -165,7 +163,7 @@ def parameter_values(cfg: Config, names: Iterable[str], source: str = "notebook"
 
 
 # ---- kernel --------------------------------------------------------------------------------------
-def _ensure_kernel() -> None:
+def ensure_kernel() -> None:
     """Make the ``python3`` kernelspec resolve to this interpreter (the venv's), or fail saying how to fix it."""
     share = Path(sys.prefix) / "share" / "jupyter"
     paths = os.environ.get("JUPYTER_PATH", "")
@@ -293,7 +291,7 @@ def run_notebooks(
     require_all: bool = True,
 ) -> list[NotebookRun]:
     """Execute the toc's notebooks (or ``only`` those) in order into ``paths.executed/notebooks/``."""
-    _ensure_kernel()
+    ensure_kernel()
     names = toc_notebooks(paths.root)
     missing = [n for n in names if not (paths.root / "notebooks" / f"{n}.ipynb").is_file()]
     if missing and not require_all:  # tests: run what exists, report the rest per notebook
@@ -540,48 +538,8 @@ def run_all(
     return runs, index
 
 
-# ---- CLI -----------------------------------------------------------------------------------------
-def add_book_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--profile", default="demo", help="config profile whose values the notebooks receive")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config field")
-    p.add_argument("--only", default="", metavar="NAME[,NAME]",
-                   help="execute only these notebooks (e.g. 11_results); the others' executed copies are reused")
-    p.add_argument("--tiny", action="store_true",
-                   help="smoke run: tiny corpus/store/results under _build/tiny, K=32 (writes them if missing)")
-    p.add_argument("--jobs", type=int, default=1, metavar="N",
-                   help="notebooks executed side by side (each its own kernel; default 1). Use it once the corpus, "
-                        "store and runs exist (make book), so no two notebooks build the same thing")
-    p.add_argument("--no-build", action="store_true", help="execute the notebooks only")
-    p.add_argument("--no-execute", action="store_true", help="build from the executed copies already there")
-
-
-def run_book(args: argparse.Namespace) -> int:
-    from rjcma.config import load_config
-
-    t_start = time.perf_counter()
-    paths = BookPaths.default()
-    cfg = load_config(args.profile, args.set)
-    if args.tiny:
-        cfg = tiny_config(cfg, paths).with_sets(TINY_TRAIN_SETS)
-        ensure_tiny_data(cfg)
-        ensure_tiny_results(cfg)
-    only = [o.strip().removesuffix(".ipynb").split("/")[-1] for o in args.only.split(",") if o.strip()]
-    if not args.no_execute:
-        runs = run_notebooks(cfg, paths, only=only or None, jobs=max(1, args.jobs))
-        print(timing_table(runs), flush=True)
-    if args.no_build:
-        print(f"executed notebooks: {paths.executed / 'notebooks'}")
-        return 0
-    t0 = time.perf_counter()
-    prepare_source(paths)
-    index, _ = build_book(paths)
-    print(f"book built in {time.perf_counter() - t0:.1f} s (total {time.perf_counter() - t_start:.1f} s)")
-    print(f"open: {index}")
-    return 0
-
-
 # ---- JupyterLab ----------------------------------------------------------------------------------
-LAB_STARTUP = """# written by `python -m rjcma.book --lab`: kernels started from JupyterLab work in the repository root,
+LAB_STARTUP = """# written by `rjcma lab`: kernels started from JupyterLab work in the repository root,
 # as under `rjcma book` (papermill), so the notebooks' relative paths (data/demo_corpus, results/...) resolve.
 import os as _os
 
@@ -593,7 +551,7 @@ if _os.environ.get("RJCMA_ROOT"):
 def lab(extra: list[str] | None = None) -> int:
     """Start JupyterLab on notebooks/ with this environment's kernel, the package importable and cwd = repo root."""
     root = repo_root()
-    _ensure_kernel()  # also puts this environment's share/jupyter first on JUPYTER_PATH
+    ensure_kernel()  # also puts this environment's share/jupyter first on JUPYTER_PATH
     ipydir = root / "_build" / "ipython"
     startup = ipydir / "profile_default" / "startup" / "00-rjcma-root.py"
     startup.parent.mkdir(parents=True, exist_ok=True)
@@ -610,31 +568,3 @@ def lab(extra: list[str] | None = None) -> int:
     os.chdir(root)
     os.execve(str(exe), cmd, env)
     return 0  # pragma: no cover - execve does not return
-
-
-def _main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m rjcma.book")
-    p.add_argument("--setup-assets", action="store_true", help="check the offline assets the book needs")
-    p.add_argument("--lab", action="store_true", help="start JupyterLab on notebooks/ (what `make lab` runs)")
-    args, extra = p.parse_known_args(argv)
-    if args.lab:
-        try:
-            return lab(extra)
-        except RjcmaError as e:
-            print(f"rjcma lab: error: {e}", file=sys.stderr)
-            return 2
-    if args.setup_assets:
-        try:
-            print(f"book assets: MathJax 3 at {mathjax_dir()}")
-            _ensure_kernel()
-            print(f"book assets: kernel {KERNEL_NAME!r} -> {sys.executable}")
-        except RjcmaError as e:
-            print(f"rjcma book: error: {e}", file=sys.stderr)
-            return 2
-        return 0
-    p.print_help()
-    return 1
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(_main())

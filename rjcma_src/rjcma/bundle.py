@@ -46,9 +46,9 @@ class ModelBundle:
 
 def resolve_checkpoint(checkpoint: str | Path | None, cfg: Config) -> Path:
     """The result folder of ``checkpoint`` (a folder, its model.safetensors or model.json); without one, the model
-    ``make book`` trains (:func:`rjcma.train.commands.default_checkpoint`)."""
+    ``make book`` trains (:func:`rjcma.train.cv.default_checkpoint`)."""
     if checkpoint in (None, ""):
-        from rjcma.train.commands import default_checkpoint
+        from rjcma.train.cv import default_checkpoint
 
         d = default_checkpoint(cfg)
         if not (d / "model.safetensors").is_file() or not (d / "model.json").is_file():

@@ -16,8 +16,6 @@ import copy
 import dataclasses
 import hashlib
 import json
-import contextlib
-import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Iterator
@@ -322,30 +320,6 @@ def iter_leaves(cfg: Config) -> Iterator[tuple[str, Any]]:
     for section in _section_classes():
         for k, v in dataclasses.asdict(getattr(cfg, section)).items():
             yield f"{section}.{k}", v
-
-
-def usable_cpus() -> int:
-    """CPU cores this process may run on (its affinity mask where the OS has one, else all cores)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not Linux
-        return os.cpu_count() or 1
-
-
-@contextlib.contextmanager
-def fixed_threads(n: int):
-    """Run the block with ``n`` torch CPU threads (0: leave as is), then restore the count. A float sum split over
-    other thread counts rounds differently, so the stages whose bytes must not depend on the machine's load or
-    worker count (training runs, frozen encoders, the text encoder, stand-in pretraining) fix theirs."""
-    import torch
-
-    before = torch.get_num_threads()
-    if n > 0:
-        torch.set_num_threads(int(n))
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 # ---- profiles ------------------------------------------------------------------------------------

@@ -21,7 +21,7 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from rjcma.config import usable_cpus
+from rjcma.runtime import usable_cpus
 from rjcma.errors import RjcmaError
 
 # ---- how long building takes -----------------------------------------------------------------------------------

@@ -24,7 +24,6 @@ same trials; a file made for another scheme, fold count or trial set is refused 
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import warnings
@@ -32,8 +31,8 @@ from pathlib import Path
 from typing import Any
 
 from rjcma import __version__
-from rjcma.config import Config, load_config
-from rjcma.data.abaw import Corpus, label_lengths, load_corpus, read_subject_map
+from rjcma.config import Config
+from rjcma.data.abaw import Corpus, label_lengths, read_subject_map
 from rjcma.errors import RjcmaError
 from rjcma.io import atomic_write_json
 
@@ -293,30 +292,3 @@ def format_table(rows: list[dict[str, Any]], markdown: bool = False) -> str:
     lines = ["  ".join(h.rjust(w) for h, w in zip(heads, widths))]
     lines += ["  ".join(c.rjust(w) for c, w in zip(row, widths)) for row in cells]
     return "\n".join(lines)
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# CLI: rjcma folds
-# ---------------------------------------------------------------------------------------------------------------
-def add_folds_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--profile", default="demo", help="config profile (demo or paper)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config field")
-    p.add_argument("--scheme", choices=SCHEMES, default=None, help="fold scheme (default: data.fold_scheme)")
-    p.add_argument("--corpus", default=None, help="corpus root (default: data.corpus)")
-
-
-def run_folds(args: argparse.Namespace) -> int:
-    cfg = load_config(args.profile, args.set)
-    if args.scheme:
-        cfg = cfg.replace(fold_scheme=args.scheme)
-    if args.corpus:
-        cfg = cfg.replace(corpus=args.corpus)
-    corpus = load_corpus(cfg)
-    folds = load_or_make_folds(corpus, cfg)
-    rows = fold_table(folds, corpus, label_lengths(corpus))
-    print(f"{cfg.data.fold_scheme} folds of {corpus.root} ({folds_path(cfg)}):")
-    print(format_table(rows))
-    bad = {f: s for f, s in straddling(folds, corpus).items() if s}
-    for f, s in bad.items():
-        print(f"fold {f}: {len(s)} subject(s)/video(s) on both sides (e.g. {s[0]})")
-    return 0

@@ -283,15 +283,6 @@ def seeded_init(model: nn.Module, seed: int) -> nn.Module:
     return model
 
 
-def cpu_bf16() -> bool:
-    """Whether this CPU has native bf16 (AVX512-BF16 / AMX): then frozen encoders run under bf16 autocast."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
-
-
 # ---- building from config --------------------------------------------------------------------------------------
 @dataclass
 class EncoderInfo:

@@ -16,6 +16,7 @@ from typing import Any, Callable
 import numpy as np
 
 from rjcma.errors import MissingAssetError, RjcmaError
+from rjcma.runtime import autocast, encoder_precision, fixed_threads
 
 BLOCK = 512  # rows per encoder call
 # torch threads of the frozen encoders in preprocessing: IR-50's and VGGish's bf16 kernels round a few features
@@ -25,19 +26,8 @@ ENCODER_THREADS = 1
 
 
 def precision(cfg) -> str:
-    """``preprocess.encoder_precision``; ``auto``: bf16 where the CPU has it, else fp32."""
-    p = cfg.preprocess.encoder_precision
-    if p != "auto":
-        return p
-    from rjcma.models.backbones import cpu_bf16
-
-    return "bf16" if cpu_bf16() else "fp32"
-
-
-def autocast(prec: str):
-    import torch
-
-    return torch.autocast("cpu", dtype=torch.bfloat16) if prec == "bf16" else contextlib.nullcontext()
+    """``preprocess.encoder_precision`` of ``cfg`` resolved (:func:`rjcma.runtime.encoder_precision`)."""
+    return encoder_precision(cfg.preprocess.encoder_precision)
 
 
 # ---- hashing -------------------------------------------------------------------------------------------------------
@@ -168,8 +158,6 @@ def encode_rows(model, fn: Callable, get: Callable[[np.ndarray], np.ndarray], n:
     memory-mapped store array, or patches cut on demand), so only one block is in memory at a time. ``out`` may be a
     preallocated (memory-mapped) float16 array. ``threads``: torch threads of the encoder calls (default
     :data:`ENCODER_THREADS`; 0 = the process's, as prediction runs them)."""
-    from rjcma.config import fixed_threads
-
     out = np.empty((n, dim), np.float16) if out is None else out
     rows = encoded_rows(n, stride)
     for s in range(0, len(rows), BLOCK):

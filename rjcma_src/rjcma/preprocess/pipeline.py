@@ -24,7 +24,6 @@ bounded by one trial.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import hashlib
 import json
@@ -636,35 +635,3 @@ def _progress(total: int, on: bool):
     from tqdm.auto import tqdm
 
     return tqdm(total=total, desc="preprocess", unit="trial", dynamic_ncols=True)
-
-
-# ---- CLI -------------------------------------------------------------------------------------------------------
-def add_preprocess_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--profile", default="demo", help="config profile (demo | paper)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config field")
-    p.add_argument("--corpus", default=None, help="corpus root (ABAW layout); default: data.corpus")
-    p.add_argument("--store", default=None, help="feature store folder; default: data.store")
-    p.add_argument("--workers", type=int, default=None, help="trial-level processes (default: preprocess.workers)")
-    p.add_argument("--shard", default=None, help="i/n: process only the i-th of n shards of the videos (job arrays)")
-    p.add_argument("--stages", default=None, help=f"comma list from {','.join(STAGES)} (default: all)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
-
-
-def run_preprocess(args: argparse.Namespace) -> int:
-    from rjcma.config import load_config
-
-    cfg = load_config(args.profile, args.set)
-    over = {}
-    if args.corpus:
-        over["corpus"] = args.corpus
-    if args.store:
-        over["store"] = args.store
-    if over:
-        cfg = cfg.replace(**over)
-    report = preprocess_corpus(cfg, workers=args.workers, shard=args.shard, stages=args.stages,
-                               progress=not args.no_progress)
-    print(report)
-    n_warn = sum(len(v) for v in report.warnings.values())
-    if n_warn:
-        print(f"{n_warn} warning(s); see meta.json of each trial")
-    return 0 if report.ok else 1

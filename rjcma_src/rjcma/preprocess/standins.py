@@ -39,7 +39,6 @@ Layers: this module sits at the preprocessing level because it uses both the dem
 
 from __future__ import annotations
 
-import contextlib
 import io
 import os
 from pathlib import Path
@@ -52,7 +51,7 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from rjcma.config import Config, fixed_threads
+from rjcma.config import Config
 from rjcma.data.synth.design import random_identity
 from rjcma.data.synth.render import crop_affine, draw_face
 from rjcma.errors import RjcmaError
@@ -65,7 +64,6 @@ from rjcma.models.backbones import (
     VGGish,
     EncoderInfo,
     ResNet50Face,
-    cpu_bf16,
     faces_to_tensor,
     file_sha256,
     load_checked,
@@ -73,6 +71,7 @@ from rjcma.models.backbones import (
     seeded_init,
 )
 from rjcma.preprocess.audio import log_mel
+from rjcma.runtime import autocast, cpu_bf16, fixed_threads
 
 PRETRAIN_FACES = 3000  # faces of the visual stand-in's expression pretraining
 # torch threads of every stand-in build, whatever the machine's cores: the batch-norm calibration and the Adam fits
@@ -216,8 +215,7 @@ def _make_stand_in(name: str, init: str, seed: int) -> nn.Module:
             chunks = [faces_to_tensor(imgs[i:i + 128]) for i in range(0, len(imgs), 128)]
             body = nn.Sequential(m.input_layer, m.body)
             calibrate_batch_norm(body, body, chunks[:4])  # 512 faces
-            ctx = torch.autocast("cpu", dtype=torch.bfloat16) if cpu_bf16() else contextlib.nullcontext()
-            with torch.inference_mode(), ctx:
+            with torch.inference_mode(), autocast("bf16" if cpu_bf16() else "fp32"):
                 maps = torch.cat([m.features_map(x).float() for x in chunks])
             z = torch.from_numpy((P - P.mean(0)) / P.std(0))  # standardised targets: equal weight per parameter
             _fit_head(_IR50Out(m), maps.clone(), z, seed, epochs=12, batch=128, lr=1e-3, weight_decay=1e-3)

@@ -14,7 +14,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from rjcma.config import fixed_threads
+from rjcma.runtime import fixed_threads
 from rjcma.errors import RjcmaError
 from rjcma.data.words import WORDS_CSV_COLUMNS, Word, read_words_csv, write_words_csv  # noqa: F401 - re-exported
 

@@ -35,7 +35,8 @@ import torch
 from tqdm.auto import tqdm
 
 from rjcma import paper_numbers
-from rjcma.config import Config, usable_cpus
+from rjcma.config import Config
+from rjcma.runtime import usable_cpus
 from rjcma.data.dataset import WindowDataset, make_loader
 from rjcma.data.store import Store
 from rjcma.errors import RjcmaError
@@ -434,3 +435,12 @@ def export_test(cfg: Config, checkpoint: Any, out: str | Path, sample_file: str 
 
 def store_len(per_target: dict[str, dict[str, np.ndarray]], name: str) -> int:
     return len(per_target["valence"][name])
+
+
+def default_checkpoint(cfg: Config) -> Path:
+    """The model ``make book`` trains and ``rjcma predict`` uses without --checkpoint: the fold-0 model of the
+    cross-validation with the profile's fusion and target (``both`` in the demo)."""
+    c = cfg.replace(fold=0)
+    if c.train.target != "both":
+        c = c.replace(target="valence")
+    return Path(c.train.results_dir) / c.profile / "cv" / run_id(c)

@@ -24,7 +24,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 import platform
 import random
 import subprocess
@@ -40,14 +39,14 @@ from torch.utils.data import DataLoader, DistributedSampler
 from tqdm.auto import tqdm
 
 from rjcma import __version__
-from rjcma.config import Config, fixed_threads
+from rjcma.config import Config
 from rjcma.data.dataset import WindowDataset, collate, make_loader
 from rjcma.data.store import Store
 from rjcma.errors import RjcmaError
 from rjcma.io import atomic_path, atomic_write_json, atomic_write_text
-from rjcma.models.backbones import cpu_bf16
 from rjcma.models.rjcma import build_model, fusion_modalities, keep_frozen_in_eval
 from rjcma.preprocess import standins
+from rjcma.runtime import deterministic_cuda, fixed_threads, training_precision
 from rjcma.train.checkpoint import STATE_FILE, load_train_state, restore_rng, save_train_state
 from rjcma.train.evaluation import (  # noqa: F401 - re-exported: evaluation used to live here
     TARGET_COLUMNS,
@@ -246,8 +245,6 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-intra_op_threads = fixed_threads  # a run's threads: train.threads (rjcma.config.fixed_threads)
-
 
 # ---- folds and data ------------------------------------------------------------------------------------------------
 def fold_split(cfg: Config, fold: int | None = None) -> dict[str, list[str]]:
@@ -358,9 +355,9 @@ def train_one(cfg: Config, run_dir: str | Path | None = None, progress: bool = T
 
     A complete folder (metrics.json with this config hash) is returned as is; a folder with a training-state
     checkpoint of this config is resumed. The run computes with ``train.threads`` CPU threads, wherever and next to
-    whatever else it runs, so the same config gives the same bytes (:func:`intra_op_threads`).
+    whatever else it runs, so the same config gives the same bytes (:func:`rjcma.runtime.fixed_threads`).
     """
-    with intra_op_threads(int(cfg.train.threads)):
+    with fixed_threads(int(cfg.train.threads)):
         return _train_one(cfg, run_dir, progress, log)
 
 
@@ -386,33 +383,20 @@ class Run:
         return _unwrap(self.model)
 
 
-def mixed_precision(cfg: Config, cpu: bool) -> str:
-    """``train.mixed_precision`` resolved: "auto" is "bf16" on a GPU with bf16 or a CPU with native bf16 (AVX512-BF16
-    / AMX), else "no". The resolved value is what ``metrics.json`` records."""
-    mp = cfg.train.mixed_precision
-    if mp != "auto":
-        return mp
-    native = cpu_bf16() if cpu else torch.cuda.is_bf16_supported()
-    return "bf16" if native else "no"
-
-
 def make_accelerator(cfg: Config):
     """Accelerate handles CPU/GPU, bf16 autocast and DDP (``accelerate launch`` / ``torchrun``)."""
     from accelerate import Accelerator
     from accelerate.state import AcceleratorState
 
     cpu = cfg.train.device == "cpu" or (cfg.train.device == "auto" and not torch.cuda.is_available())
-    mp = mixed_precision(cfg, cpu)
+    mp = training_precision(cfg.train.mixed_precision, cpu)
     # Accelerate keeps one precision per process and refuses another; runs of two precisions in one process (a
     # notebook, the tests) start its state over (the distributed part, PartialState, is kept)
     if AcceleratorState._shared_state.get("_mixed_precision", mp) != mp:
         AcceleratorState._reset_state()
     acc = Accelerator(mixed_precision=mp, cpu=cpu)
-    if acc.device.type == "cuda":  # deterministic kernels (cuBLAS needs its workspace fixed before its first call)
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-        torch.backends.cudnn.deterministic = True
-        torch.backends.cudnn.benchmark = False
-        torch.use_deterministic_algorithms(True, warn_only=True)
+    if acc.device.type == "cuda":
+        deterministic_cuda()
     return acc
 
 

@@ -85,7 +85,7 @@ Modules, one concern each: :mod:`~rjcma.data.synth.layout` (where files go), :mo
 """
 
 from rjcma.data.synth.ceilings import designed_ceilings, measured_ceilings
-from rjcma.data.synth.corpus import add_synth_arguments, run_synth, synthesize
+from rjcma.data.synth.corpus import synthesize
 from rjcma.data.synth.design import (
     CLAUSES,
     LAG_RANGE,
@@ -144,9 +144,9 @@ __all__ = [
     "LAG_RANGE", "LATENT_MEAN", "LATENT_STD", "LEXICON", "MANAGED", "MIN_VIDEOS", "NOISE_STD", "NOISE_TAU",
     "OFFSET_SHARE", "PARTITION_DIRS", "PARTS", "SHARES", "SPOKEN", "SUBJECT_MAP_NAME", "TAU", "TEST_LIST_DIR",
     "TEST_LIST_NAME", "TRUTH_DIR", "TRUTH_JSON", "VA_DIR", "VIDEOS_DIR", "VOICES_F", "VOICES_M", "WORD_TAU",
-    "Identity", "TrialPlan", "VideoPlan", "add_synth_arguments", "at_time", "ccc", "combine_targets",
+    "Identity", "TrialPlan", "VideoPlan", "at_time", "ccc", "combine_targets",
     "designed_ceilings", "draw_face", "espeak_available", "face_events", "make_latents", "measured_ceilings",
     "normalise_parts", "part_signal", "plan_corpus", "plan_speech", "read_truth", "read_truth_trial",
-    "render_states", "run_synth", "smooth_process", "speak", "spoken_word_parts", "synth_video", "synthesize",
+    "render_states", "smooth_process", "speak", "spoken_word_parts", "synth_video", "synthesize",
     "upsample2",
 ]

@@ -3,7 +3,6 @@ the subject map and, last, ``SYNTH_TRUTH.json``; reruns of a finished corpus ret
 
 from __future__ import annotations
 
-import argparse
 import json
 import multiprocessing as mp
 import shutil
@@ -14,7 +13,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from rjcma.config import usable_cpus
+from rjcma.runtime import usable_cpus
 from rjcma.data.synth.ceilings import designed_ceilings, measured_ceilings
 from rjcma.data.synth.design import LAG_RANGE, LATENT_MEAN, LATENT_STD, LEXICON, NOISE_STD, OFFSET_SHARE, SHARES, TAU, VideoPlan
 from rjcma.data.synth.layout import (
@@ -155,16 +154,3 @@ def _clear(out: Path) -> None:
             shutil.rmtree(p)
         elif p.exists():
             p.unlink()
-
-
-def add_synth_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--out", required=True, help="output folder (the corpus root)")
-    p.add_argument("--videos", type=int, default=12, help=f"number of videos (>= {MIN_VIDEOS}; default 12)")
-    p.add_argument("--seconds", type=float, default=24.0, help="mean length of a video in seconds (default 24)")
-    p.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
-    p.add_argument("--workers", type=int, default=None, help="parallel processes (default: up to 2 for big corpora)")
-
-
-def run_synth(args: argparse.Namespace) -> int:
-    synthesize(args.out, videos=args.videos, seconds=args.seconds, seed=args.seed, workers=args.workers)
-    return 0

@@ -1,4 +1,4 @@
-"""`rjcma predict` on the command line: files and folders of videos, resumable, one error line per bad video.
+"""``rjcma predict`` on the command line: files and folders of videos, resumable, one error line per bad video.
 
 The scoring itself is :func:`rjcma.predict.predict_video`; this module finds the videos, checks the output folder
 before any work, skips videos whose outputs are already there (same file, checkpoint and ``--fill``), shows
@@ -13,8 +13,11 @@ import os
 import sys
 from pathlib import Path
 
-from rjcma.config import Config
+from tqdm.auto import tqdm
+
 from rjcma.bundle import ModelBundle, load_bundle
+from rjcma.cli.options import config_options
+from rjcma.config import Config, load_config
 from rjcma.errors import RjcmaError
 from rjcma.layout import VIDEO_SUFFIXES
 from rjcma.predict import _short, output_paths, predict_video, write_outputs
@@ -91,8 +94,6 @@ def predict_many(videos: list[Path], bundle: ModelBundle, out_dir: Path, cfg: Co
                  progress: bool = True, debug: bool = False, log=print, fill: bool = False, force: bool = False
                  ) -> tuple[list[Path], dict[str, str], list[Path]]:
     """Score ``videos`` into ``out_dir``: (videos done, {video: error line}, videos skipped as already scored)."""
-    from tqdm.auto import tqdm
-
     done, skipped, failed = [], [], {}
     bar = tqdm(videos, desc="predict", unit="video", disable=not progress, dynamic_ncols=True)
     for v in bar:
@@ -128,9 +129,7 @@ def add_predict_arguments(p: argparse.ArgumentParser) -> None:
                    help="result folder (or its model.safetensors) of `rjcma train`/`rjcma cv`; default: the model "
                         "`make book` trains")
     p.add_argument("--out", required=True, help="output folder for <stem>.csv, .png, .json and .html")
-    p.add_argument("--profile", default="demo", help="config profile (locates the default checkpoint)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config field of the checkpoint (e.g. asr_model=DIR); K and widths must agree")
+    config_options(p, profile_help="config profile (locates the default checkpoint)")
     p.add_argument("--fill", action="store_true",
                    help="write the model's output also for frames with neither a face nor sound (default: empty)")
     p.add_argument("--force", action="store_true", help="score again videos whose outputs are already in --out")
@@ -139,8 +138,6 @@ def add_predict_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run_predict(args: argparse.Namespace) -> int:
-    from rjcma.config import load_config
-
     debug = bool(getattr(args, "debug", False))
     try:
         cfg = load_config(args.profile, args.set)

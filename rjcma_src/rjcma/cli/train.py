@@ -1,8 +1,8 @@
-"""CLI of the training stage: ``rjcma train | cv | ablate | compare | experiments | export-test`` .
+"""``rjcma train | cv | ablate | compare | experiments | export-test``: the training stage on the command line.
 
-Every command builds its config with ``load_config(--profile, --set ...)``, writes result folders (the book's chapter *Data format*) under
-``results/<profile>/...``, prints where they went, and resumes from the last checkpoint when rerun after an
-interruption. Heavy imports (torch, accelerate) happen inside the ``run_*`` functions so ``rjcma --help`` is fast.
+Every command builds its config from ``--profile`` and ``--set``, writes result folders (the book's chapter *Data
+format*) under ``results/<profile>/...``, prints where they went, and resumes from the last checkpoint when rerun
+after an interruption.
 """
 
 from __future__ import annotations
@@ -11,13 +11,23 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from rjcma.config import Config
+from rjcma.cli.options import config_from, config_options
+from rjcma.config import FUSIONS
+from rjcma.errors import RjcmaError
+from rjcma.train.cv import (
+    compare_models,
+    default_checkpoint,
+    export_test,
+    run_ablation,
+    run_book_experiments,
+    run_compare as compare,
+    run_cv as cv,
+)
+from rjcma.train.loop import run_id, train_one
 
 
 def _common(p: argparse.ArgumentParser, target: bool = True) -> None:
-    p.add_argument("--profile", default="demo", help="config profile (demo or paper)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config field, e.g. --set max_epochs=5 (repeatable)")
+    config_options(p)
     if target:
         p.add_argument("--target", choices=["valence", "arousal", "both"], default=None,
                        help="valence or arousal (separate models, the paper) or both (one model, two outputs)")
@@ -31,15 +41,7 @@ def _jobs(p: argparse.ArgumentParser) -> None:
 
 
 def _config(args: argparse.Namespace, **over: Any):
-    from rjcma.config import load_config
-
-    cfg = load_config(args.profile, args.set)
-    if getattr(args, "target", None):
-        over["target"] = args.target
-    if getattr(args, "jobs", None) is not None:
-        over["jobs"] = args.jobs
-    over = {k: v for k, v in over.items() if v is not None}
-    return cfg.replace(**over) if over else cfg
+    return config_from(args, target=getattr(args, "target", None), jobs=getattr(args, "jobs", None), **over)
 
 
 def _fmt(rows: list[dict[str, Any]], key: str) -> str:
@@ -54,16 +56,11 @@ def _fmt(rows: list[dict[str, Any]], key: str) -> str:
 def add_train_arguments(p: argparse.ArgumentParser) -> None:
     _common(p)
     p.add_argument("--fold", type=int, default=None, help="validation fold (0 = official validation set)")
-    from rjcma.config import FUSIONS
-
     p.add_argument("--fusion", choices=FUSIONS, default=None, help="fusion model (default: the profile's, rjcma)")
     p.add_argument("--run-dir", default=None, help="result folder (default results/<profile>/train/<run id>)")
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from rjcma.train.cv import run_id
-    from rjcma.train.loop import train_one
-
     cfg = _config(args, fold=args.fold, fusion=args.fusion)
     if args.fusion and args.fusion.startswith("unimodal:"):
         cfg = cfg.replace(modalities=[args.fusion.split(":", 1)[1]])
@@ -92,8 +89,6 @@ def _run_table(args: argparse.Namespace, kind: str, first_column: str, run, **kw
 
 
 def run_cv(args: argparse.Namespace) -> int:
-    from rjcma.train.cv import run_cv as cv
-
     return _run_table(args, "cv", "fold", cv, folds=args.folds)
 
 
@@ -106,8 +101,6 @@ def add_ablate_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run_ablate(args: argparse.Namespace) -> int:
-    from rjcma.train.cv import run_ablation
-
     return _run_table(args, "ablate", "l", run_ablation, iterations=args.iterations, fold=args.fold)
 
 
@@ -124,8 +117,6 @@ def add_compare_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run_compare(args: argparse.Namespace) -> int:
-    from rjcma.train.cv import compare_models, run_compare as compare
-
     kind = "compare" if args.folds is None else "compare-folds"
     return _run_table(args, kind, "model", compare, fold=args.fold, folds=args.folds,
                       models=compare_models(args.models))
@@ -138,8 +129,6 @@ def add_experiments_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run_experiments(args: argparse.Namespace) -> int:
-    from rjcma.train.cv import run_book_experiments
-
     cfg = _config(args)
     tables = run_book_experiments(cfg, progress=not args.quiet)
     for kind, first in (("cv", "fold"), ("ablate", "l"), ("compare", "model"), ("compare-folds", "model")):
@@ -160,21 +149,7 @@ def add_export_test_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--partition", default="test", help="partition to export (test; validation for a check)")
 
 
-def default_checkpoint(cfg: Config) -> Path:
-    """The model ``make book`` trains and ``rjcma predict`` uses without --checkpoint: the fold-0 model of the
-    cross-validation with the profile's fusion and target (``both`` in the demo)."""
-    from rjcma.train.cv import run_id
-
-    c = cfg.replace(fold=0)
-    if c.train.target != "both":
-        c = c.replace(target="valence")
-    return Path(c.train.results_dir) / c.profile / "cv" / run_id(c)
-
-
 def run_export_test(args: argparse.Namespace) -> int:
-    from rjcma.errors import RjcmaError
-    from rjcma.train.cv import export_test
-
     cfg = _config(args)
     ckpts = [Path(c) for c in args.checkpoint]
     if not ckpts:
