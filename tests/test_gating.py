@@ -258,7 +258,8 @@ def test_member_temperature_limits(member):
     dims, K = (5, 3), 6
     xs = _inputs(2, K, dims, seed=1)
     sd = FAMILY[member](dims, seq_len=K).double().state_dict()
-    for temp, check in ((1e-6, lambda w: w.max(-1).values > 1 - 1e-9), (1e6, lambda w: (w - 1 / w.shape[-1]).abs() < 1e-5)):
+    hard, uniform = (lambda w: w.max(-1).values > 1 - 1e-9), (lambda w: (w - 1 / w.shape[-1]).abs() < 1e-5)
+    for temp, check in ((1e-6, hard), (1e6, uniform)):
         fusion = FAMILY[member](dims, seq_len=K, temperature=temp).double().eval()
         fusion.load_state_dict(sd)
         _, extras = fusion(xs, return_all=True)

@@ -78,7 +78,7 @@ class Gate(nn.Module):
 def gate_modalities(
     gates: Sequence[Gate], drivers: Sequence[Tensor], candidates: Sequence[Sequence[Tensor]]
 ) -> tuple[list[Tensor], list[Tensor]]:
-    """Apply one gate per modality: ``gates[m](drivers[m], candidates[m])``; returns ``(Ys, ws)``, lists per modality."""
+    """One gate per modality: ``gates[m](drivers[m], candidates[m])``; returns ``(Ys, ws)``, lists per modality."""
     outs = [g(x, c) for g, x, c in zip(gates, drivers, candidates)]
     return [Y for Y, _ in outs], [w for _, w in outs]
 

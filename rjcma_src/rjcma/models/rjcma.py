@@ -13,13 +13,13 @@ inputs[m] (B, K, d_m) ─[encoder_m]─► TCN_m ─► BatchNorm1d ─► fusio
   ===================  ==============================================================  =======================
   string               module                                                          modalities
   ===================  ==============================================================  =======================
-  ``rjcma``            ``attention.RecursiveJointCrossModalAttention``, l =             ``cfg.model.modalities``
+  ``rjcma``            ``attention.RecursiveJointCrossModalAttention``, l =            ``cfg.model.modalities``
                        ``num_iterations`` (paper: 3), eqs (1)–(14)
   ``rjcma-released``   ``official.ReleasedFusion`` (the released ``DCNLayer``)         visual, audio, text
   ``grjca``            ``official_family.ReleasedGatedFusion`` (GRJCA, released)       visual, audio
-  ``hgrjca``           ``official_family.ReleasedHierarchicalGatedFusion`` (HGRJCA)     visual, audio
-  ``dca``              ``official_family.ReleasedDynamicFusion`` (DCA, released)        visual, audio
-  ``gated-rjcma``      ``gating.GatedRecursiveFusion``: ours, not from any paper         ``cfg.model.modalities``
+  ``hgrjca``           ``official_family.ReleasedHierarchicalGatedFusion`` (HGRJCA)    visual, audio
+  ``dca``              ``official_family.ReleasedDynamicFusion`` (DCA, released)       visual, audio
+  ``gated-rjcma``      ``gating.GatedRecursiveFusion``: ours, not from any paper       ``cfg.model.modalities``
   ``jca``              joint cross-attention, l = 1                                    audio, visual
   ``rjca``             recursive joint cross-attention, l = ``num_iterations``         audio, visual
   ``concat``           ``baselines.ConcatFusion``                                      ``cfg.model.modalities``
