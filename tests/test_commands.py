@@ -53,7 +53,7 @@ def test_cv_ablate_compare_summaries(sets, capsys):
     cmp_ = json.loads((results / "demo" / "compare" / "summary.json").read_text())
     fusions = [r["fusion"] for r in cmp_["rows"]]
     assert fusions == ["unimodal:audio", "unimodal:visual", "unimodal:text", "concat", "leader-follower", "jca", "rjca",
-                       "rjcma-released", "rjcma"]
+                       "rjcma-released", "rjcma", "grjca", "hgrjca", "dca", "gated-rjcma"]
     assert all(-1 <= r["valence"] <= 1 and -1 <= r["arousal"] <= 1 for r in cmp_["rows"])
     out = capsys.readouterr().out
     assert "compare (summary.json, summary.csv)" in out

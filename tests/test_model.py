@@ -59,6 +59,7 @@ def test_every_fusion_forward_backward(fusion):
     assert out["pred"].shape == (3, K, 2)
     assert out["pred"].abs().max() <= 1.0
     assert [x.shape[-1] for x in out["tcn"]] == [cfg.model.tcn_channels(m)[-1] for m in model.modalities]
+    assert bool(out["gates"]) == (fusion in ("grjca", "hgrjca", "dca", "gated-rjcma"))  # gate weights, gated only
     (out["pred"] ** 2).sum().backward()
     trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
     frozen = [n for n, p in model.named_parameters() if not p.requires_grad]
@@ -201,13 +202,16 @@ def test_describe_counts_add_up():
         assert part in text
 
 
-def test_param_groups_cover_trainable_parameters_once():
-    model = build_model(small_cfg("rjcma"))
+@pytest.mark.parametrize("fusion", ["rjcma", "gated-rjcma"])  # both built on the paper's recursion
+def test_param_groups_cover_trainable_parameters_once(fusion):
+    model = build_model(small_cfg(fusion))
     groups = model.param_groups(1e-3)
     assert [g["lr"] for g in groups] == [1e-3, pytest.approx(1e-3 / K)]
+    assert len(groups[1]["params"]) == 2 * 3 * model.fusion.rec.num_iterations  # W_c, W_h per modality and l
     ids = [id(p) for g in groups for p in g["params"]]
     assert len(ids) == len(set(ids)) == len([p for p in model.parameters() if p.requires_grad])
     assert len(build_model(small_cfg("concat")).param_groups(1e-3)) == 1
+    assert len(build_model(small_cfg("grjca")).param_groups(1e-3)) == 1
 
 
 def _toy_batch(cfg, B=8, seed=0):
@@ -224,7 +228,7 @@ def _toy_batch(cfg, B=8, seed=0):
     return x, torch.stack([v, a], dim=-1)
 
 
-@pytest.mark.parametrize("fusion", ["unimodal:visual", "rjcma"])
+@pytest.mark.parametrize("fusion", ["unimodal:visual", "rjcma", "grjca", "gated-rjcma"])
 def test_loss_decreases_on_toy_task(fusion):
     torch.manual_seed(0)
     cfg = small_cfg(fusion, num_iterations=2, tcn_audio=[16], tcn_visual=[16], tcn_text=[16], head_hidden=16)

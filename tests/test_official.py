@@ -9,7 +9,13 @@ import pytest
 import torch
 
 from rjcma.errors import MissingAssetError, RjcmaError
-from rjcma.models.official import DEPARTURES, ReleasedFusion, departures_markdown, load_released_state_dict
+from rjcma.models.official import (
+    DEPARTURES,
+    ReleasedFusion,
+    departures_markdown,
+    load_released_state_dict,
+    load_released_weights,
+)
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -50,8 +56,9 @@ def test_state_dict_equals_released_layout():
 # ---- an independent, loop-based transcription of what the released DCNLayer computes in eval mode --------------
 
 
-def released_loop_reference(xs, sd, num_layers):
-    """Per example and entry, from the released code's operations (dropout is the identity in eval mode)."""
+def released_loop_reference(xs, sd, num_layers, use_query=False):
+    """Per example and entry, from the released code's operations (dropout is the identity in eval mode).
+    ``use_query``: the follow-ups' joint J = query_linear([X_1; X_2; ...]) in place of the plain concatenation."""
     sd = {k: v.detach().double().numpy() for k, v in sd.items()}
     X = [x.detach().double().numpy().copy() for x in xs]  # (B, K, d_m)
     n = len(X)
@@ -68,6 +75,10 @@ def released_loop_reference(xs, sd, num_layers):
             out = np.zeros_like(X[m])
             for b in range(B):
                 joint = np.concatenate([X[j][b] for j in range(n)], axis=1)  # (K, d)
+                if use_query:
+                    Wq, bq = sd[p + "dense_coattn.query_linear.weight"], sd[p + "dense_coattn.query_linear.bias"]
+                    joint = np.array([[sum(Wq[r, c] * joint[t, c] for c in range(d)) + bq[r] for r in range(d)]
+                                      for t in range(K)])  # (K, d): the FC per time step
                 x = X[m][b]  # (K, d_m)
                 key = np.array([[sum(Wk[s, t] * x[t, q] for t in range(K)) + bk[s] for s in range(K)]
                                 for q in range(dims[m])])  # (d_m, K): Linear along time of x^T
@@ -99,6 +110,30 @@ def test_forward_matches_loop_reference(dims, num_layers):
     for m in range(len(dims)):
         assert tuple(out[m].shape) == (2, K, dims[m])
         np.testing.assert_allclose(out[m].numpy(), r[m], rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("dims", [(5, 3), (4, 3, 2)])
+def test_use_query_matches_loop_reference(dims):
+    torch.manual_seed(0)
+    K = 5
+    fusion = ReleasedFusion(dims, seq_len=K, num_layers=2, use_query=True).double().eval()
+    xs = _inputs(2, K, dims, seed=4)
+    with torch.no_grad():
+        out = fusion(xs)
+        plain = ReleasedFusion(dims, seq_len=K, num_layers=2).double().eval()
+        plain.load_state_dict(fusion.state_dict())
+        assert not torch.allclose(out[0], plain(xs)[0])  # the projection changes the output
+    r = released_loop_reference(xs, fusion.state_dict(), 2, use_query=True)
+    for m in range(len(dims)):
+        np.testing.assert_allclose(out[m].numpy(), r[m], rtol=1e-10, atol=1e-12)
+
+
+def test_used_query_projection_is_trained():
+    dims, K = (8, 6), 10
+    fusion = ReleasedFusion(dims, seq_len=K, dropout=0.0, use_query=True)
+    sum(o.pow(2).sum() for o in fusion(_inputs(2, K, dims, dtype=torch.float32))).backward()
+    for name, p in fusion.named_parameters():
+        assert p.requires_grad and p.grad is not None and p.grad.abs().sum() > 0, name
 
 
 def test_return_all_and_compute_query():
@@ -179,6 +214,7 @@ def test_load_released_checkpoint_round_trip(tmp_path, prefix, wrap):
     torch.save(obj, path)
     dst = ReleasedFusion(dims, seq_len=K)
     assert load_released_state_dict(dst, path) == prefix
+    assert load_released_weights(ReleasedFusion(dims, seq_len=K), sd) == (prefix, [])  # no released part skipped
     for k, v in src.state_dict().items():
         assert torch.equal(v, dst.state_dict()[k]), k
     xs = _inputs(2, K, dims, dtype=torch.float32)

@@ -3,7 +3,8 @@
 Every fusion module here (and the attention fusions wrapped in :mod:`rjcma.models.rjcma`) has one interface:
 ``fusion(xs) -> (B, K, out_dim)`` where ``xs`` is a list of per-modality TCN outputs ``(B, K, d_m)`` in the order
 the module was built with, and ``fusion.out_dim`` is the width the MLP head receives; ``fusion(xs, return_all=True)``
-returns ``(out, features, maps)``, the attended features and maps per iteration (empty lists for these baselines).
+returns ``(out, extras)``: ``extras["features"]`` and ``extras["maps"]``, the attended features and maps per
+iteration (empty lists for these baselines), and for gated fusions ``extras["gates"]``, the gate weights.
 """
 
 from __future__ import annotations
@@ -25,6 +26,11 @@ def _check(xs: Sequence[torch.Tensor], dims: Sequence[int], who: str) -> None:
         raise ValueError(f"{who}: all modalities need the same (B, K); got {[tuple(x.shape[:2]) for x in xs]}")
 
 
+def no_extras() -> dict[str, list]:
+    """``extras`` of a fusion without iterations: no attended features, no maps."""
+    return {"features": [], "maps": []}
+
+
 class UnimodalFusion(nn.Module):
     """Identity over one modality: the unimodal baseline is TCN + head (Table 2, single-modality rows)."""
 
@@ -35,7 +41,7 @@ class UnimodalFusion(nn.Module):
 
     def forward(self, xs: Sequence[torch.Tensor], return_all: bool = False):
         _check(xs, self.dims, "UnimodalFusion")
-        return (xs[0], [], []) if return_all else xs[0]  # (B, K, d_m)
+        return (xs[0], no_extras()) if return_all else xs[0]  # (B, K, d_m)
 
 
 class ConcatFusion(nn.Module):
@@ -49,7 +55,7 @@ class ConcatFusion(nn.Module):
     def forward(self, xs: Sequence[torch.Tensor], return_all: bool = False):
         _check(xs, self.dims, "ConcatFusion")
         out = torch.cat(list(xs), dim=-1)  # (B, K, d)
-        return (out, [], []) if return_all else out
+        return (out, no_extras()) if return_all else out
 
 
 class LeaderFollowerFusion(nn.Module):
@@ -90,5 +96,5 @@ class LeaderFollowerFusion(nn.Module):
         B, K = follower.shape[:2]
         out = torch.cat([xs[self.leader], follower.reshape(B, K, -1)], dim=-1)  # (B, K, d_lead + M a)
         if return_all:
-            return out, [], []
+            return out, no_extras()
         return (out, scores) if return_scores else out

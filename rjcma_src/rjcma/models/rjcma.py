@@ -13,15 +13,23 @@ inputs[m] (B, K, d_m) ─[encoder_m]─► TCN_m ─► BatchNorm1d ─► fusio
   ===================  ==============================================================  =======================
   string               module                                                          modalities
   ===================  ==============================================================  =======================
-  ``rjcma``            ``attention.RecursiveJointCrossModalAttention``, l =             ``cfg.model.modalities``
+  ``rjcma``            ``attention.RecursiveJointCrossModalAttention``, l =            ``cfg.model.modalities``
                        ``num_iterations`` (paper: 3), eqs (1)–(14)
   ``rjcma-released``   ``official.ReleasedFusion`` (the released ``DCNLayer``)         visual, audio, text
+  ``grjca``            ``official_family.ReleasedGatedFusion`` (GRJCA, released)       visual, audio
+  ``hgrjca``           ``official_family.ReleasedHierarchicalGatedFusion`` (HGRJCA)    visual, audio
+  ``dca``              ``official_family.ReleasedDynamicFusion`` (DCA, released)       visual, audio
+  ``gated-rjcma``      ``gating.GatedRecursiveFusion``: ours, not from any paper       ``cfg.model.modalities``
   ``jca``              joint cross-attention, l = 1                                    audio, visual
   ``rjca``             recursive joint cross-attention, l = ``num_iterations``         audio, visual
   ``concat``           ``baselines.ConcatFusion``                                      ``cfg.model.modalities``
   ``leader-follower``  ``baselines.LeaderFollowerFusion`` (visual leads)               ``cfg.model.modalities``
   ``unimodal:<m>``     ``baselines.UnimodalFusion`` (identity)                         m
   ===================  ==============================================================  =======================
+
+  The released follow-ups (``grjca``, ``hgrjca``, ``dca``) take ``cfg.model.released_layers`` layers and
+  ``cfg.model.released_dropout``, as the released ``DCNLayer`` they build on; ``gated-rjcma`` takes
+  ``cfg.model.num_iterations`` recursions. Their gates use the released temperature, 0.1.
 
 * head: ``Linear(out_dim, head_hidden) → BatchNorm1d → LeakyReLU → Dropout(head_dropout) → Linear(head_hidden,
   n_targets) → tanh`` (the released head), one output per entry of ``cfg.targets``.
@@ -47,10 +55,16 @@ import torch
 from torch import Tensor, nn
 
 from rjcma.config import MODALITIES, Config
-from rjcma.fusions import FUSIONS, LEADER, RELEASED_ORDER, Fusion  # noqa: F401 - LEADER/RELEASED_ORDER re-exported
+from rjcma.fusions import FUSIONS, LEADER, Fusion
 from rjcma.models.attention import RecursiveJointCrossModalAttention
 from rjcma.models.baselines import ConcatFusion, LeaderFollowerFusion, UnimodalFusion
+from rjcma.models.gating import GatedRecursiveFusion
 from rjcma.models.official import ReleasedFusion
+from rjcma.models.official_family import (
+    ReleasedDynamicFusion,
+    ReleasedGatedFusion,
+    ReleasedHierarchicalGatedFusion,
+)
 from rjcma.models.tcn import TemporalConvNet
 
 # Store keys of the raw inputs of an end-to-end modality (the book's chapter Data format; the dataset's end2end items).
@@ -80,7 +94,7 @@ class JointAttentionFusion(nn.Module):
 
     def forward(self, xs: Sequence[Tensor], return_all: bool = False):
         out, extras = self.rec(list(xs), return_all=True)  # (B, K, d), eq. (14)
-        return (out, extras["features"], extras["maps"]) if return_all else out
+        return (out, extras) if return_all else out
 
 
 class ReleasedFusionAdapter(nn.Module):
@@ -98,7 +112,7 @@ class ReleasedFusionAdapter(nn.Module):
     def forward(self, xs: Sequence[Tensor], return_all: bool = False):
         outs, extras = self.released(list(xs), return_all=True)  # list of (B, K, d_m), per-layer extras
         out = torch.cat(list(outs), dim=-1)  # (B, K, d)
-        return (out, extras["features"], extras["maps"]) if return_all else out
+        return (out, extras) if return_all else out
 
 
 class FrameEncoder(nn.Module):
@@ -211,12 +225,13 @@ class RJCMAModel(nn.Module):
 
     # ---- forward ---------------------------------------------------------------------------------
     def forward(self, inputs: Mapping[str, Tensor]) -> dict[str, Any]:
-        """``inputs[m]`` (B, K, d_m) → ``{"pred": (B, K, n_targets), "features", "maps", "tcn"}``.
+        """``inputs[m]`` (B, K, d_m) → ``{"pred": (B, K, n_targets), "features", "maps", "gates", "tcn"}``.
 
-        ``features``: per iteration (layer, for the released fusion), the list of attended features per modality;
+        ``features``: per iteration (layer, for the released fusions), the list of attended features per modality;
         ``maps``: per iteration, the block's maps (``J``, ``C``, ``H`` for the paper's blocks; ``C``, ``H`` for the
-        released layers); both empty lists for fusions without them (baselines). ``tcn``: the fusion inputs
-        X_m^{(0)} per modality.
+        released layers); both empty lists for fusions without them (baselines). ``gates``: for the gated fusions,
+        ``{gate name: {"candidates": labels, "weights": [(B, K, n) per modality]}}`` (the weights over time of
+        each candidate, in the model's modality order), else ``{}``. ``tcn``: the fusion inputs per modality.
         """
         self.check_inputs(inputs)
         xs = []
@@ -232,9 +247,10 @@ class RJCMAModel(nn.Module):
             x = self.tcn[m](x.float())  # (B, K, c_m)
             x = self.bn[m](x.transpose(1, 2)).transpose(1, 2)  # BatchNorm1d over channels
             xs.append(x)
-        fused, features, maps = self.fusion(xs, return_all=True)  # every fusion: (out, features, maps)
+        fused, extras = self.fusion(xs, return_all=True)  # every fusion: (out, {"features", "maps"[, "gates"]})
         pred = self.head(fused)  # (B, K, n_targets) in [-1, 1]
-        return {"pred": pred, "features": features, "maps": maps, "tcn": xs}
+        return {"pred": pred, "features": extras["features"], "maps": extras["maps"],
+                "gates": extras.get("gates", {}), "tcn": xs}
 
     # ---- modes -----------------------------------------------------------------------------------
     def train(self, mode: bool = True) -> "RJCMAModel":
@@ -247,13 +263,14 @@ class RJCMAModel(nn.Module):
 
     # ---- optimisation ----------------------------------------------------------------------------
     def param_groups(self, lr: float, kk_lr_scale: float | None = None) -> list[dict[str, Any]]:
-        """Adam parameter groups over the *trainable* parameters, all at ``lr`` except, for the paper's attention
-        fusions, the K×K matrices W_c / W_h at ``lr·kk_lr_scale`` (default 1/K; see
+        """Adam parameter groups over the *trainable* parameters, all at ``lr`` except, for the fusions built on
+        the paper's recursion, the K×K matrices W_c / W_h at ``lr·kk_lr_scale`` (default 1/K; see
         ``RecursiveJointCrossModalAttention.param_groups``). Optional: ``Adam(trainable, lr)`` is the paper's recipe.
         """
         special: list[nn.Parameter] = []
-        if isinstance(self.fusion, JointAttentionFusion):
-            groups = self.fusion.rec.param_groups(lr, kk_lr_scale)
+        rec = getattr(self.fusion, "rec", None)  # the paper's recursion (RJCMA, RJCA, JCA, gated-rjcma)
+        if isinstance(rec, RecursiveJointCrossModalAttention):
+            groups = rec.param_groups(lr, kk_lr_scale)
             special = [p for p in groups[1]["params"] if p.requires_grad]
             kk_lr = groups[1]["lr"]
         ids = {id(p) for p in special}
@@ -318,6 +335,12 @@ def _joint_attention(spec: Fusion, dims: list[int], cfg: Config, mods: list[str]
     return JointAttentionFusion(dims, cfg.K, mc.num_iterations, mc.share_weights)
 
 
+def _released_family(cls: type[nn.Module]) -> Callable[[Fusion, list[int], Config, list[str]], nn.Module]:
+    """Constructor of a released follow-up: the released DCNLayer's settings, the released temperature."""
+    return lambda spec, dims, cfg, mods: cls(dims, seq_len=cfg.K, num_layers=cfg.model.released_layers,
+                                              dropout=cfg.model.released_dropout)
+
+
 # kind of fusion module (rjcma.fusions.Fusion.builder) -> constructor(spec, TCN widths, config, modalities)
 FUSION_BUILDERS: dict[str, Callable[[Fusion, list[int], Config, list[str]], nn.Module]] = {
     "joint-attention": _joint_attention,
@@ -326,6 +349,11 @@ FUSION_BUILDERS: dict[str, Callable[[Fusion, list[int], Config, list[str]], nn.M
     "concat": lambda spec, dims, cfg, mods: ConcatFusion(dims),
     "leader-follower": lambda spec, dims, cfg, mods: LeaderFollowerFusion(dims, leader=mods.index(LEADER)),
     "unimodal": lambda spec, dims, cfg, mods: UnimodalFusion(dims[0]),
+    "released-gated": _released_family(ReleasedGatedFusion),
+    "released-hierarchical": _released_family(ReleasedHierarchicalGatedFusion),
+    "released-dynamic": _released_family(ReleasedDynamicFusion),
+    "gated-joint-attention": lambda spec, dims, cfg, mods: GatedRecursiveFusion(
+        dims, cfg.K, cfg.model.num_iterations, cfg.model.share_weights),
 }
 
 
