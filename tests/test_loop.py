@@ -137,6 +137,7 @@ def test_text_statistics_come_from_training_trials_only(tiny_cfg, tiny_store):
 def test_end2end_items_crop_flip_and_scale(tiny_cfg, tiny_store):
     from rjcma.data.dataset import WindowDataset
     from rjcma.data.folds import fold_split
+    from rjcma.data.windows import take_window
 
     cfg = tiny_cfg.replace(mode="end2end")
     split = fold_split(cfg, 0)
@@ -145,11 +146,16 @@ def test_end2end_items_crop_flip_and_scale(tiny_cfg, tiny_store):
     it = va[0]
     assert it["faces"].shape == (cfg.K, 3, 40, 40) and it["logmel"].shape == (cfg.K, 1, 96, 64)
     assert float(it["faces"].min()) >= -1.0 and float(it["faces"].max()) <= 1.0
-    assert torch.equal(va[0]["faces"], va[0]["faces"])  # centre crop: deterministic
+    name, start = va.index[0]  # validation: the centre 40x40 of the 48x48 faces, not flipped, scaled to [-1, 1]
+    faces = take_window(va.store.load(name, "faces"), start, cfg.K)[0][:, 4:44, 4:44]
+    want = (faces.transpose(0, 3, 1, 2).astype(np.float32) / 255.0 - 0.5) / 0.5
+    torch.testing.assert_close(it["faces"], torch.from_numpy(want))
     tr.set_epoch(0)
-    a = tr[0]["faces"]
+    a = [tr[i]["faces"] for i in range(4)]
     tr.set_epoch(0)
-    assert torch.equal(a, tr[0]["faces"])  # same (seed, epoch, window) -> same crop
+    assert torch.equal(a[0], tr[0]["faces"])  # same (seed, epoch, window) -> same crop
+    tr.set_epoch(1)
+    assert any(not torch.equal(a[i], tr[i]["faces"]) for i in range(4))  # another epoch, other crops
 
 
 def test_train_one_writes_result_folder_and_skips_when_complete(tiny_cfg, tiny_store, tmp_path):
