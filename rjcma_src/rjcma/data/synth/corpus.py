@@ -15,7 +15,7 @@ from tqdm.auto import tqdm
 
 from rjcma.data.synth.ceilings import designed_ceilings, measured_ceilings
 from rjcma.data.synth.design import LAG_RANGE, LATENT_MEAN, LATENT_STD, LEXICON, NOISE_STD, OFFSET_SHARE, SHARES, TAU, VideoPlan
-from rjcma.data.synth.layout import GENERATOR_VERSION, MANAGED, MIN_VIDEOS, TRUTH_JSON
+from rjcma.data.synth.layout import GENERATOR_VERSION, MANAGED, TRUTH_JSON
 from rjcma.data.synth.mux import synth_video
 from rjcma.data.synth.plan import plan_corpus
 from rjcma.data.synth.speech import espeak_available
