@@ -147,7 +147,7 @@ def _cached_batch(cfg, B: int, dev):
 
 
 def cached_rate(B: int, dev, a, reps: int) -> dict:
-    from rjcma.train.loop import build_trainable
+    from rjcma.train.trainable import build_trainable
 
     cfg = paper_cfg(a.K, "cached", a.smoke)
     torch.manual_seed(0)
@@ -179,7 +179,7 @@ def bench_cached(dev, a) -> list[dict]:
 
 
 def e2e_model(a, dev):
-    from rjcma.train.loop import build_trainable, layer_groups, release_group
+    from rjcma.train.trainable import build_trainable, layer_groups, release_group
 
     cfg = paper_cfg(a.e2e_k, "end2end", a.smoke, store=tempfile.mkdtemp(prefix="rjcma_gpu_enc_"))
     torch.manual_seed(0)

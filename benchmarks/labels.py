@@ -26,7 +26,8 @@ for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import numpy as np  # noqa: E402
 
-from rjcma.data.abaw import find_corpus, read_labels  # noqa: E402
+from rjcma.data.abaw import find_corpus  # noqa: E402
+from rjcma.data.annotations import read_labels  # noqa: E402
 from rjcma.data.windows import index_windows, take_window  # noqa: E402
 
 

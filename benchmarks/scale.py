@@ -206,7 +206,7 @@ def model_costs(root: Path, K: int, batch: int, n_batches: int, narrow: bool, e2
     import torch
 
     from rjcma.data.dataset import WindowDataset, make_loader
-    from rjcma.train.loop import build_trainable, make_optimizer
+    from rjcma.train.trainable import build_trainable, make_optimizer
     from rjcma.train.losses import ccc_loss
 
     cfg = cfg_for(root, K, narrow).replace(batch_size=batch)
@@ -242,7 +242,7 @@ def model_costs(root: Path, K: int, batch: int, n_batches: int, narrow: bool, e2
     out = {"train_s_per_window": train_s, "eval_s_per_window": eval_s,
            "parameters": sum(p.numel() for p in model.parameters()), "threads": torch.get_num_threads()}
     if e2e_frames:
-        from rjcma.train.loop import layer_groups, release_group
+        from rjcma.train.trainable import layer_groups, release_group
 
         ecfg = cfg.replace(mode="end2end", seq_len=e2e_frames, stride=e2e_frames, encoder_init="seeded",
                            store=tempfile.mkdtemp(prefix="rjcma_scale_enc_"))

@@ -75,7 +75,7 @@ def _time(step, device, iters: int, warmup: int = 1) -> float:
 
 
 def cached_rate(B: int, K: int, device, precision: str, iters: int) -> tuple[float, str]:
-    from rjcma.train.loop import build_trainable
+    from rjcma.train.trainable import build_trainable
 
     cfg = _cfg(K, "cached")
     model = build_trainable(cfg).to(device).train()
@@ -89,7 +89,7 @@ def cached_rate(B: int, K: int, device, precision: str, iters: int) -> tuple[flo
 
 
 def end2end_rate(B: int, K: int, device, precision: str, iters: int) -> tuple[float, str]:
-    from rjcma.train.loop import build_trainable, layer_groups, release_group
+    from rjcma.train.trainable import build_trainable, layer_groups, release_group
 
     cfg = _cfg(K, "end2end")
     model = build_trainable(cfg)

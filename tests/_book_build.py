@@ -38,7 +38,7 @@ def built_book(tiny_cfg, tiny_store) -> BookBuild:
     from rjcma.book import TINY_TRAIN_SETS, BookPaths, build_book, prepare_source, run_notebooks
     from rjcma.config import load_config
     from rjcma.errors import RjcmaError
-    from rjcma.train.cv import run_book_experiments
+    from rjcma.train.experiments import run_book_experiments
 
     # The notebooks' config is the profile's with their parameters: early_stop is none of them, so the runs trained
     # here keep the profile's (with one epoch it never acts); any other value would give them another config hash

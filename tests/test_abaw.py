@@ -1,4 +1,4 @@
-"""Corpus reader : layout discovery, strict labels, videos, length reconciliation.
+"""Corpus reader (layout discovery), strict annotation files, video containers, length reconciliation.
 
 Every corpus here is hand-made in the organisers' layout (the book's chapter *Data format*) inside a tmp dir: tiny annotation files,
 cropped_aligned jpgs and real 1-second videos written with PyAV.
@@ -15,19 +15,15 @@ import pytest
 
 from rjcma.data.abaw import (
     Corpus,
-    LengthMismatchWarning,
-    count_label_rows,
     describe_layout,
     find_corpus,
-    fit_length,
     label_lengths,
-    read_labels,
     read_subject_map,
     read_test_list,
-    reconcile_length,
-    video_info,
     video_stem_of,
 )
+from rjcma.data.annotations import LengthMismatchWarning, count_label_rows, fit_length, read_labels, reconcile_length
+from rjcma.data.video_info import video_info
 from rjcma.errors import RjcmaError
 
 ANN = "6th ABAW Annotations/VA_Estimation_Challenge"

@@ -73,7 +73,8 @@ def test_experiments_trains_what_is_missing_in_one_pool_and_rewrites_the_same_ta
     trained (the six-fold check's other unimodal models on fold 1, the exercise's l = 5), each into its own
     experiment's folder; the cv, ablate and compare tables it writes are the ones the commands wrote."""
     from rjcma.config import load_config
-    from rjcma.train.cv import book_experiments, run_id
+    from rjcma.train.experiments import book_experiments
+    from rjcma.train.results import run_id
 
     s, results = sets
     book = ["book.folds=0,1", "book.ablate_iterations=1,3"]
@@ -103,7 +104,7 @@ def test_compare_unknown_model_is_one_line_error(sets, capsys):
 def test_export_test_format(sets, tiny_store, capsys):
     from rjcma.config import load_config
     from rjcma.data.store import Store
-    from rjcma.train.cv import default_checkpoint
+    from rjcma.train.results import default_checkpoint
 
     s, results = sets
     cfg = load_config("demo", s)

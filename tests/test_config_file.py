@@ -60,7 +60,7 @@ def test_bad_yaml_files(tmp_path):
 def test_release_groups_caps_the_released_groups():
     from rjcma.models.backbones import VGGish, seeded_init
     from rjcma.models.rjcma import build_model
-    from rjcma.train.loop import layer_groups, release_count
+    from rjcma.train.trainable import layer_groups, release_count
 
     cfg = load_config("demo").replace(seq_len=4, stride=2, fusion="unimodal:audio", modalities=["audio"])
     model = build_model(cfg, {"audio": seeded_init(VGGish(), 0)})

@@ -12,10 +12,10 @@ import warnings
 import numpy as np
 import pytest
 
-from rjcma.data.synth import CROP as SYNTH_CROP
-from rjcma.data.synth import Identity
+from rjcma.data.synth.design import Identity
 from rjcma.data.synth.render import crop_affine, draw_face
 from rjcma.errors import MissingAssetError, RjcmaError
+from rjcma.layout import CROP as SYNTH_CROP
 from rjcma.preprocess import faces as F
 
 LIGHT = (180, 205, 240)  # BGR, the lightest skin of the demo corpus

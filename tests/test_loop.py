@@ -32,7 +32,7 @@ def small_cfg():
 
 
 def test_one_step_changes_only_trainable_parameters(small_cfg):
-    from rjcma.train.loop import build_trainable, make_optimizer
+    from rjcma.train.trainable import build_trainable, make_optimizer
     from rjcma.train.losses import ccc_loss
 
     model = build_trainable(small_cfg)
@@ -56,7 +56,7 @@ def test_one_step_changes_only_trainable_parameters(small_cfg):
 
 
 def test_frozen_batchnorm_stays_in_eval_mode():
-    from rjcma.train.loop import set_train_mode
+    from rjcma.train.trainable import set_train_mode
 
     enc = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.BatchNorm1d(4), torch.nn.Linear(4, 4), torch.nn.BatchNorm1d(4))
     for p in enc.parameters():
@@ -74,8 +74,8 @@ def test_frozen_batchnorm_stays_in_eval_mode():
 
 def test_merge_and_partition_metrics_plumbing():
     from rjcma.data.windows import take_window, window_starts
-    from rjcma.train.loop import merge_predictions, score_predictions
-    from rjcma.train.metrics import ccc
+    from rjcma.metrics import ccc
+    from rjcma.train.evaluation import merge_predictions, score_predictions
 
     rng = np.random.default_rng(0)
     K, stride = 10, 4
@@ -97,7 +97,8 @@ def test_merge_and_partition_metrics_plumbing():
 
 
 def test_checkpoint_roundtrip_and_mismatch_message(small_cfg, tmp_path):
-    from rjcma.train.loop import build_trainable, load_model, save_model
+    from rjcma.train.saved_model import load_model, save_model
+    from rjcma.train.trainable import build_trainable
 
     model = build_trainable(small_cfg).eval()
     stats = {"mean": np.zeros(384, np.float32), "std": np.ones(384, np.float32)}
@@ -117,7 +118,7 @@ def test_checkpoint_roundtrip_and_mismatch_message(small_cfg, tmp_path):
 def test_text_statistics_come_from_training_trials_only(tiny_cfg, tiny_store):
     from rjcma.data.dataset import WindowDataset, compute_text_stats
     from rjcma.data.store import Store, feature_key
-    from rjcma.train.loop import fold_split
+    from rjcma.data.folds import fold_split
 
     split = fold_split(tiny_cfg, 0)
     st = Store(tiny_store)
@@ -135,7 +136,8 @@ def test_text_statistics_come_from_training_trials_only(tiny_cfg, tiny_store):
 
 def test_end2end_items_crop_flip_and_scale(tiny_cfg, tiny_store):
     from rjcma.data.dataset import WindowDataset
-    from rjcma.train.loop import fold_split
+    from rjcma.data.folds import fold_split
+    from rjcma.data.windows import take_window
 
     cfg = tiny_cfg.replace(mode="end2end")
     split = fold_split(cfg, 0)
@@ -144,11 +146,16 @@ def test_end2end_items_crop_flip_and_scale(tiny_cfg, tiny_store):
     it = va[0]
     assert it["faces"].shape == (cfg.K, 3, 40, 40) and it["logmel"].shape == (cfg.K, 1, 96, 64)
     assert float(it["faces"].min()) >= -1.0 and float(it["faces"].max()) <= 1.0
-    assert torch.equal(va[0]["faces"], va[0]["faces"])  # centre crop: deterministic
+    name, start = va.index[0]  # validation: the centre 40x40 of the 48x48 faces, not flipped, scaled to [-1, 1]
+    faces = take_window(va.store.load(name, "faces"), start, cfg.K)[0][:, 4:44, 4:44]
+    want = (faces.transpose(0, 3, 1, 2).astype(np.float32) / 255.0 - 0.5) / 0.5
+    torch.testing.assert_close(it["faces"], torch.from_numpy(want))
     tr.set_epoch(0)
-    a = tr[0]["faces"]
+    a = [tr[i]["faces"] for i in range(4)]
     tr.set_epoch(0)
-    assert torch.equal(a, tr[0]["faces"])  # same (seed, epoch, window) -> same crop
+    assert torch.equal(a[0], tr[0]["faces"])  # same (seed, epoch, window) -> same crop
+    tr.set_epoch(1)
+    assert any(not torch.equal(a[i], tr[i]["faces"]) for i in range(4))  # another epoch, other crops
 
 
 def test_train_one_writes_result_folder_and_skips_when_complete(tiny_cfg, tiny_store, tmp_path):
@@ -188,7 +195,7 @@ def test_mixed_precision_auto_is_bf16_only_where_the_device_has_it(monkeypatch):
 
 def test_runs_of_two_precisions_in_one_process(tiny_cfg, tiny_store, tmp_path):
     """Accelerate allows one precision per process; a notebook or a test session trains fp32 and bf16 runs in turn."""
-    from rjcma.train.loop import make_accelerator
+    from rjcma.train.run import make_accelerator
 
     for mp in ("no", "bf16", "no"):
         acc = make_accelerator(tiny_cfg.with_sets([f"mixed_precision={mp}"]))

@@ -1,4 +1,4 @@
-"""CCC / PCC / RMSE (train/metrics.py, eq. 15) and the CCC loss (train/losses.py, eq. 16).
+"""CCC / PCC / RMSE (rjcma/metrics.py, eq. 15) and the CCC loss (train/losses.py, eq. 16).
 
 Estimator: population moments (1/N) over the valid frames, for the metric and the loss alike. torchmetrics'
 ConcordanceCorrCoef uses 1/(N-1); the two agree to O(1/N), shown below.
@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from rjcma.train.losses import ccc_loss, ccc_per_sequence
-from rjcma.train.metrics import all_metrics, ccc, ccc_per_trial, pcc, rmse
+from rjcma.metrics import all_metrics, ccc, ccc_per_trial, pcc, rmse
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")

@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rjcma.data.abaw import load_corpus, read_labels
+from rjcma.data.abaw import load_corpus
+from rjcma.data.annotations import read_labels
 from rjcma.data.store import Store, feature_key
 from rjcma.errors import RjcmaError
 from rjcma.preprocess import pipeline as P

@@ -49,17 +49,19 @@ def test_same_seed_gives_identical_metrics(two_runs):
 
 
 def test_another_seed_gives_other_numbers(two_runs, tmp_path):
+    """Only the seed differs from the two runs above (same epochs, same data): the numbers must change."""
     from rjcma.train.loop import train_one
 
     cfg, _, m = two_runs[0]
-    other = train_one(cfg.replace(seed=cfg.train.seed + 1, max_epochs=1, early_stop=1, results_dir=str(tmp_path)),
+    other = train_one(cfg.replace(seed=cfg.train.seed + 1, results_dir=str(tmp_path)),
                       run_dir=tmp_path / "run", progress=False, log=lambda *a: None)
+    assert other["epochs"] == m["epochs"] and other["train_windows"] == m["train_windows"]
     assert other["metrics"]["mean_ccc"] != m["metrics"]["mean_ccc"]
 
 
 def test_result_folder_records_what_produced_it(two_runs):
     from rjcma.config import Config
-    from rjcma.train.loop import config_hash
+    from rjcma.train.results import config_hash
 
     cfg, run, m = two_runs[0]
     for f in ("config.yaml", "metrics.json", "history.csv", "model.safetensors", "model.json"):

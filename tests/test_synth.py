@@ -14,11 +14,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rjcma.data import synth
+from rjcma.data.synth import synthesize
+from rjcma.data.synth.design import WORD_TAU
+from rjcma.data.synth.layout import TRUTH_DIR, TRUTH_JSON, VIDEOS_DIR
+from rjcma.data.synth.plan import plan_corpus
+from rjcma.data.synth.truth import read_truth, read_truth_trial
 from rjcma.errors import RjcmaError
+from rjcma.layout import ANNOTATIONS_DIR, CROP, FACES_DIR, SUBJECT_MAP_NAME, TEST_LIST_DIR, TEST_LIST_NAME, VA_DIR
 
-ANN = Path(synth.ANNOTATIONS_DIR) / synth.VA_DIR
-TEST_LIST = Path(synth.TEST_LIST_DIR) / synth.TEST_LIST_NAME
+ANN = Path(ANNOTATIONS_DIR) / VA_DIR
+TEST_LIST = Path(TEST_LIST_DIR) / TEST_LIST_NAME
 
 
 def _labels(path: Path) -> tuple[str, np.ndarray]:
@@ -35,7 +40,7 @@ def _annotations(root: Path) -> dict[str, Path]:
 
 
 def _truth(root: Path) -> dict:
-    return json.loads((root / synth.TRUTH_JSON).read_text())
+    return json.loads((root / TRUTH_JSON).read_text())
 
 
 def _all_files(root: Path) -> dict[str, bytes]:
@@ -50,17 +55,17 @@ def test_layout_partitions_and_test_list(tiny_corpus: Path):
     test = (root / TEST_LIST).read_text().split()
     assert len(train) >= 1 and len(val) >= 1 and len(test) == 1
     assert not set(train) & set(val) and not set(test) & set(train + val)
-    videos = {p.stem for p in (root / synth.VIDEOS_DIR).glob("*.mp4")}
+    videos = {p.stem for p in (root / VIDEOS_DIR).glob("*.mp4")}
     assert len(videos) == 4
     for name in train + val + test:
         stem = re.sub(r"_(left|right)$", "", name)
         assert stem in videos, f"no video for {name}"
-        assert (root / synth.FACES_DIR / name).is_dir(), f"no face folder for {name}"
+        assert (root / FACES_DIR / name).is_dir(), f"no face folder for {name}"
     # test trials have video and crops but no annotations anywhere
     assert not list(root.rglob(f"{test[0]}.txt"))
-    assert list((root / synth.FACES_DIR / test[0]).glob("*.jpg"))
+    assert list((root / FACES_DIR / test[0]).glob("*.jpg"))
     # subject map covers every trial, written as "trial,subject"
-    rows = list(csv.reader((root / synth.SUBJECT_MAP_NAME).open()))
+    rows = list(csv.reader((root / SUBJECT_MAP_NAME).open()))
     assert rows[0] == ["trial", "subject"]
     assert sorted(r[0] for r in rows[1:]) == sorted(train + val + test)
 
@@ -71,10 +76,10 @@ def test_left_right_pair(tiny_corpus: Path):
     assert len(left) == 1
     stem = left[0][: -len("_left")]
     assert f"{stem}_right" in ann
-    assert (tiny_corpus / synth.VIDEOS_DIR / f"{stem}.mp4").is_file()
-    assert not (tiny_corpus / synth.VIDEOS_DIR / f"{stem}_left.mp4").exists()
+    assert (tiny_corpus / VIDEOS_DIR / f"{stem}.mp4").is_file()
+    assert not (tiny_corpus / VIDEOS_DIR / f"{stem}_left.mp4").exists()
     for side in ("left", "right"):
-        assert list((tiny_corpus / synth.FACES_DIR / f"{stem}_{side}").glob("*.jpg"))
+        assert list((tiny_corpus / FACES_DIR / f"{stem}_{side}").glob("*.jpg"))
     _, a = _labels(ann[f"{stem}_left"])
     _, b = _labels(ann[f"{stem}_right"])
     assert a.shape == b.shape and not np.allclose(a, b), "the two subjects must have their own labels"
@@ -107,7 +112,7 @@ def test_face_crops_one_based_with_gaps(tiny_corpus: Path):
     missing_total = 0
     for name, path in ann.items():
         n = len(_labels(path)[1])
-        files = sorted((tiny_corpus / synth.FACES_DIR / name).iterdir())
+        files = sorted((tiny_corpus / FACES_DIR / name).iterdir())
         assert all(re.fullmatch(r"\d{5}\.jpg", f.name) for f in files)
         idx = [int(f.stem) for f in files]
         assert min(idx) >= 1 and max(idx) <= n, "jpgs are 1-based: 00001.jpg is annotation row 0"
@@ -115,16 +120,16 @@ def test_face_crops_one_based_with_gaps(tiny_corpus: Path):
         assert missing == truth[name]["missing_jpgs"]
         missing_total += missing
         img = cv2.imread(str(files[0]))
-        assert img.shape == (synth.CROP, synth.CROP, 3)
+        assert img.shape == (CROP, CROP, 3)
     assert missing_total > 0, "a few frames must have no jpg (face turned away/occluded)"
 
 
 def test_missing_jpgs_are_frames_without_a_face(tiny_corpus: Path):
     """The truth table marks turned-away/occluded frames; exactly those rows have no jpg."""
     for name in _annotations(tiny_corpus):
-        with (tiny_corpus / synth.TRUTH_DIR / f"{name}.csv").open() as f:
+        with (tiny_corpus / TRUTH_DIR / f"{name}.csv").open() as f:
             ev = np.array([int(r["face_event"]) for r in csv.DictReader(f)])
-        have = {int(p.stem) - 1 for p in (tiny_corpus / synth.FACES_DIR / name).glob("*.jpg")}
+        have = {int(p.stem) - 1 for p in (tiny_corpus / FACES_DIR / name).glob("*.jpg")}
         assert have == set(np.flatnonzero(ev == 0).tolist())
 
 
@@ -135,7 +140,7 @@ def test_mp4_streams_fps_and_lengths(tiny_corpus: Path):
     ann = _annotations(tiny_corpus)
     rows = {re.sub(r"_(left|right)$", "", n): len(_labels(p)[1]) for n, p in ann.items()}
     rates = set()
-    for mp4 in sorted((tiny_corpus / synth.VIDEOS_DIR).glob("*.mp4")):
+    for mp4 in sorted((tiny_corpus / VIDEOS_DIR).glob("*.mp4")):
         with av.open(str(mp4)) as c:
             assert c.format.name.startswith("mov"), mp4
             v, a = c.streams.video[0], c.streams.audio[0]
@@ -156,18 +161,24 @@ def test_mp4_streams_fps_and_lengths(tiny_corpus: Path):
 
 
 def test_reader_sees_the_same_corpus(tiny_corpus: Path):
-    from rjcma.data.abaw import find_corpus, read_labels
+    from rjcma.data.abaw import find_corpus
+    from rjcma.data.annotations import read_labels
 
-    corpus = find_corpus(tiny_corpus, subject_map=tiny_corpus / synth.SUBJECT_MAP_NAME)
+    corpus = find_corpus(tiny_corpus, subject_map=tiny_corpus / SUBJECT_MAP_NAME)
     parts = {p: len(corpus.partition(p)) for p in ("train", "validation", "test")}
     assert parts["train"] >= 3 and parts["validation"] >= 1 and parts["test"] == 1
     pair = [t for t in corpus.trials if t.name.endswith(("_left", "_right"))]
     assert len(pair) == 2 and pair[0].video == pair[1].video and pair[0].video is not None
+    unannotated = 0
     for t in corpus.trials:
         assert t.video is not None and t.faces_dir is not None
         if t.annotation is not None:
             lab = read_labels(t.annotation)
-            assert lab.dtype == np.float32 and np.isnan(lab).any() == bool(np.isnan(lab).any())
+            _, raw = _labels(t.annotation)  # the file's numbers, read plainly
+            assert lab.dtype == np.float32
+            np.testing.assert_array_equal(lab, np.where(raw == -5, np.nan, raw).astype(np.float32))
+            unannotated += int(np.isnan(lab).any(axis=1).sum())
+    assert unannotated > 0, "the generator writes runs of -5 rows; the reader must turn them into NaN"
 
 
 # ---- design and truth ---------------------------------------------------------------------------------------------
@@ -190,7 +201,7 @@ def test_labels_follow_the_latent_with_lag(tiny_corpus: Path):
     """The written label is the latent delayed by the annotator's lag (plus small noise), not the latent itself."""
     truth = {t["name"]: t for v in _truth(tiny_corpus)["videos"] for t in v["trials"]}
     name = next(iter(_annotations(tiny_corpus)))
-    with (tiny_corpus / synth.TRUTH_DIR / f"{name}.csv").open() as f:
+    with (tiny_corpus / TRUTH_DIR / f"{name}.csv").open() as f:
         rows = list(csv.DictReader(f))
     t = np.array([float(r["time"]) for r in rows])
     lat = np.array([float(r["valence_latent"]) for r in rows])
@@ -219,7 +230,7 @@ def test_lexicon_words_follow_the_intended_word_parts(tiny_corpus: Path):
                 continue
             assert lex[w["word"]] == (w["valence_level"], w["arousal_level"])
             if w["speaker"] not in cache:
-                with (tiny_corpus / synth.TRUTH_DIR / f"{w['speaker']}.csv").open() as f:
+                with (tiny_corpus / TRUTH_DIR / f"{w['speaker']}.csv").open() as f:
                     rows = list(csv.DictReader(f))
                 cache[w["speaker"]] = {k: np.array([float(r[k]) for r in rows])
                                        for k in ("time", "words_intent", "words_a_intent")}
@@ -244,11 +255,11 @@ def test_label_word_parts_are_the_spoken_adjectives(tiny_corpus: Path):
     checked = 0
     for v in truth["videos"]:
         for tr in v["trials"]:
-            with (tiny_corpus / synth.TRUTH_DIR / f"{tr['name']}.csv").open() as f:
+            with (tiny_corpus / TRUTH_DIR / f"{tr['name']}.csv").open() as f:
                 rows = list(csv.DictReader(f))
             c = {k: np.array([float(r[k]) for r in rows]) for k in ("time", "words", "words_a", "words_intent")}
             t = c["time"]
-            a = math.exp(-(t[1] - t[0]) / synth.WORD_TAU)
+            a = math.exp(-(t[1] - t[0]) / WORD_TAU)
             for part, key in (("words", "valence_level"), ("words_a", "arousal_level")):
                 held = np.zeros(len(t))
                 for w in v["words"]:
@@ -261,7 +272,7 @@ def test_label_word_parts_are_the_spoken_adjectives(tiny_corpus: Path):
                     acc = a * acc + (1 - a) * x
                     lowpassed[k] = acc
                 # the lag state before frame 0 is not in the truth file: compare from 3 lag times on
-                ok = t > 3 * synth.WORD_TAU
+                ok = t > 3 * WORD_TAU
                 assert np.corrcoef(lowpassed[ok], c[part][ok])[0, 1] > 0.99, (tr["name"], part)
                 checked += 1
             assert not np.allclose(c["words"], c["words_intent"])
@@ -274,32 +285,32 @@ def test_same_seed_same_bytes(tiny_corpus: Path, tmp_path: Path):
     a new seed differs."""
     g = _truth(tiny_corpus)["generator"]
     # rendered by two worker processes this time: the output must not depend on it
-    again = synth.synthesize(tmp_path / "again", videos=g["videos"], seconds=g["seconds"], seed=g["seed"],
-                             progress=False, workers=2)
+    again = synthesize(tmp_path / "again", videos=g["videos"], seconds=g["seconds"], seed=g["seed"],
+                       progress=False, workers=2)
     a, b = _all_files(tiny_corpus), _all_files(again)
     assert sorted(a) == sorted(b)
     differ = [k for k in a if a[k] != b[k]]
     assert not differ, f"not reproducible: {differ[:5]}"
     # a rerun into a finished corpus with the same arguments does nothing
-    stamp = (again / synth.TRUTH_JSON).stat().st_mtime_ns
-    synth.synthesize(again, videos=g["videos"], seconds=g["seconds"], seed=g["seed"], progress=False)
-    assert (again / synth.TRUTH_JSON).stat().st_mtime_ns == stamp
+    stamp = (again / TRUTH_JSON).stat().st_mtime_ns
+    synthesize(again, videos=g["videos"], seconds=g["seconds"], seed=g["seed"], progress=False)
+    assert (again / TRUTH_JSON).stat().st_mtime_ns == stamp
     # another seed gives other latents (planning only; rendering is what the comparison above covers)
-    a1 = synth.plan_corpus(g["videos"], g["seconds"], g["seed"])[1].trials[0].latents["valence"]
-    a2 = synth.plan_corpus(g["videos"], g["seconds"], g["seed"])[1].trials[0].latents["valence"]
-    b = synth.plan_corpus(g["videos"], g["seconds"], g["seed"] + 1)[1].trials[0].latents["valence"]
+    a1 = plan_corpus(g["videos"], g["seconds"], g["seed"])[1].trials[0].latents["valence"]
+    a2 = plan_corpus(g["videos"], g["seconds"], g["seed"])[1].trials[0].latents["valence"]
+    b = plan_corpus(g["videos"], g["seconds"], g["seed"] + 1)[1].trials[0].latents["valence"]
     assert np.array_equal(a1, a2) and (a1.shape != b.shape or not np.allclose(a1, b))
 
 
 def test_bad_arguments(tmp_path: Path):
     with pytest.raises(RjcmaError, match="videos"):
-        synth.synthesize(tmp_path / "x", videos=3, seconds=6.0, seed=1, progress=False)
+        synthesize(tmp_path / "x", videos=3, seconds=6.0, seed=1, progress=False)
     with pytest.raises(RjcmaError, match="seconds"):
-        synth.synthesize(tmp_path / "x", videos=4, seconds=1.0, seed=1, progress=False)
+        synthesize(tmp_path / "x", videos=4, seconds=1.0, seed=1, progress=False)
     (tmp_path / "busy").mkdir()
     (tmp_path / "busy" / "thesis.tex").write_text("mine")
     with pytest.raises(RjcmaError, match="not a demo corpus"):
-        synth.synthesize(tmp_path / "busy", videos=4, seconds=2.0, seed=1, progress=False)
+        synthesize(tmp_path / "busy", videos=4, seconds=2.0, seed=1, progress=False)
     assert (tmp_path / "busy" / "thesis.tex").read_text() == "mine"
 
 
@@ -323,13 +334,13 @@ def test_design_figures(tiny_corpus: Path):
 
     from rjcma import plots
 
-    truth = synth.read_truth(tiny_corpus)
+    truth = read_truth(tiny_corpus)
     name = next(iter(_annotations(tiny_corpus)))
-    fig = plots.synth_signal_design(synth.read_truth_trial(tiny_corpus, name), truth["design"], title=name)
+    fig = plots.synth_signal_design(read_truth_trial(tiny_corpus, name), truth["design"], title=name)
     assert len(fig.axes) == 2 and all(ax.lines for ax in fig.axes)
     fig2 = plots.synth_ceilings(truth)
     assert len(fig2.axes) == 2
     plt.close(fig)
     plt.close(fig2)
     with pytest.raises(RjcmaError, match="rjcma synth"):
-        synth.read_truth_trial(tiny_corpus, "no-such-trial")
+        read_truth_trial(tiny_corpus, "no-such-trial")

@@ -53,7 +53,8 @@ def test_take_window_pads_and_masks_short_trials():
     assert (w[5:] == 0).all()
     np.testing.assert_array_equal(m, [True] * 5 + [False] * 3)
     w, m = take_window(x, 3, 2)  # inside
-    np.testing.assert_array_equal(w, x[3:5]) and m.all()
+    np.testing.assert_array_equal(w, x[3:5])
+    assert m.all()
     faces = np.ones((3, 4, 4, 3), np.uint8)
     w, m = take_window(faces, 1, 4)
     assert w.shape == (4, 4, 4, 3) and w.dtype == np.uint8 and m.tolist() == [True, True, False, False]

@@ -14,16 +14,11 @@ from typing import Any
 from rjcma.cli.options import config_from, config_options
 from rjcma.config import FUSIONS
 from rjcma.errors import RjcmaError
-from rjcma.train.cv import (
-    compare_models,
-    default_checkpoint,
-    export_test,
-    run_ablation,
-    run_book_experiments,
-    run_compare as compare,
-    run_cv as cv,
-)
-from rjcma.train.loop import run_id, train_one
+from rjcma.train.cv import compare_models, run_ablation, run_compare as compare, run_cv as cv
+from rjcma.train.experiments import run_book_experiments
+from rjcma.train.export import export_test
+from rjcma.train.loop import train_one
+from rjcma.train.results import default_checkpoint, run_id
 
 
 def _common(p: argparse.ArgumentParser, target: bool = True) -> None:

@@ -1,5 +1,7 @@
-"""Read Aff-Wild2 (ABAW valence-arousal track) as the organisers ship it (paper §4.1; the book's chapter *Data format*).
-The folder and file names live in :mod:`rjcma.layout`.
+"""Find Aff-Wild2 (ABAW valence-arousal track) as the organisers ship it (paper §4.1; the book's chapter *Data
+format*): every trial, its partition, annotation file, face folder, video and subject. The folder and file names live
+in :mod:`rjcma.layout`; the annotation files are read by :mod:`rjcma.data.annotations`, the videos' containers by
+:mod:`rjcma.data.video_info`.
 
 Layout that :func:`find_corpus` understands (folder names may contain spaces; everything is found by
 searching below the corpus root, or below the per-part overrides ``annotations_root``, ``faces_root`` and
@@ -25,40 +27,35 @@ searching below the corpus root, or below the per-part overrides ``annotations_r
   is absent, the trial names are taken from the organisers' sample submission file (``*VA_test_set_example.txt``
   or ``*VA_test_set_sample.txt``: header ``image_location,valence,arousal``, rows ``<trial>/<NNNNN>.jpg,v,a``)
   if one is there. Test trials have no annotation file (``Trial.annotation is None``).
-* Labels are parsed strictly (:func:`read_labels`); ``-5`` (not annotated) becomes NaN.
-* Frame rates come from each video's container (:func:`video_info`, PyAV); annotation rows are the reference
-  length of a trial, other streams are fitted to it (:func:`reconcile_length`, :func:`fit_length`).
 """
 
 from __future__ import annotations
 
 import csv
 import os
-import re
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
 
-import numpy as np
-
 from rjcma import layout
 from rjcma.config import Config
+from rjcma.data.annotations import count_label_rows
 from rjcma.errors import RjcmaError
-from rjcma.layout import FACES_PREFIX, HEADER, PAIR_SUFFIXES, TEST_LIST_NAME, TEST_SAMPLE_PATTERNS, UNANNOTATED  # noqa: F401
+from rjcma.layout import (
+    FACES_PREFIX,
+    PAIR_SUFFIXES,
+    PARTITION_DIRS,
+    TEST_LIST_NAME,
+    TEST_SAMPLE_PATTERNS,
+    VA_DIR,
+    VIDEO_SUFFIXES,
+)
 
-# the names the reader searches for (one home: rjcma.layout)
-VIDEO_EXTENSIONS = layout.VIDEO_SUFFIXES
-ANNOTATION_DIR = layout.VA_DIR
-PARTITION_DIRS = {folder: partition for partition, folder in layout.PARTITION_DIRS.items()}  # folder -> partition
-
-
-class LengthMismatchWarning(UserWarning):
-    """Annotation rows and decoded frames disagree by less than the tolerated gap; annotation rows win."""
+PARTITION_OF_FOLDER = {folder: partition for partition, folder in PARTITION_DIRS.items()}  # "Train_Set" -> "train"
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Data classes
+# Trials and the corpus
 # ---------------------------------------------------------------------------------------------------------------
 @dataclass
 class Trial:
@@ -123,203 +120,6 @@ class Corpus:
         }
 
 
-@dataclass(frozen=True)
-class VideoInfo:
-    path: Path
-    fps: float  # frames per second from the container
-    n_frames: int  # frame count (container header, demuxed packets or decoded frames; see ``counted_by``)
-    duration: float  # seconds
-    has_audio: bool
-    width: int
-    height: int
-    counted_by: str = "container"  # how n_frames was obtained: "container", "demux" or "decode"
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# Labels
-# ---------------------------------------------------------------------------------------------------------------
-_NUMBER = re.compile(rb"^\s*[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?\s*$")
-
-
-def read_labels(path: str | Path) -> np.ndarray:
-    """Read one annotation file → float32 (N, 2) [valence, arousal], NaN where the file says −5.
-
-    Strict: the header must be ``valence,arousal``; every following line must hold exactly two numbers in
-    [−1, 1] or −5. Any other content raises one :class:`RjcmaError` ``"<file>:<line>: <what is wrong>"``.
-    The common (valid) case is parsed in a few vectorised passes over the file's bytes; only a file that
-    fails them is re-read line by line to name the first bad line.
-    """
-    path = Path(path)
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise RjcmaError(f"{path}: annotation file not found") from None
-    except OSError as e:
-        raise RjcmaError(f"{path}: cannot read the annotation file ({e.strerror})") from None
-    if data.startswith(b"\xef\xbb\xbf"):  # UTF-8 byte-order mark
-        data = data[3:]
-    if b"\r" in data:
-        data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
-    if not data.strip():
-        raise RjcmaError(f"{path}:1: empty file; expected the header '{HEADER}' and one row per frame")
-    cut = data.find(b"\n")
-    header, body = (data, b"") if cut < 0 else (data[:cut], data[cut + 1 :])
-    _check_header(path, header)
-    body = body.rstrip()  # trailing newline(s) and blank lines at the very end are tolerated
-    if not body:
-        raise RjcmaError(f"{path}:2: no frame rows after the header; expected one 'valence,arousal' row per frame")
-    values = _parse_fast(body)
-    if values is None:
-        values = _parse_slow(path, body)  # raises at the first bad line
-    values = values.reshape(-1, 2)
-    ok = ((values >= -1.0) & (values <= 1.0)) | (values == UNANNOTATED)
-    if not ok.all():
-        row, col = map(int, np.argwhere(~ok)[0])
-        name = ("valence", "arousal")[col]
-        raise RjcmaError(
-            f"{path}:{row + 2}: {name} {values[row, col]:g} is outside [-1, 1] and is not -5 (the unannotated marker)"
-        )
-    values[values == UNANNOTATED] = np.nan
-    return values.astype(np.float32)
-
-
-def _check_header(path: Path, header: bytes) -> None:
-    got = header.decode("utf-8", errors="replace").strip()
-    if got.replace(" ", "").lower() != HEADER:
-        raise RjcmaError(f"{path}:1: wrong header {got[:60]!r}; expected '{HEADER}'")
-
-
-def _parse_fast(body: bytes) -> np.ndarray | None:
-    """Vectorised parse of the rows; None when anything is off (the slow path then names the line)."""
-    raw = np.frombuffer(body, dtype=np.uint8)
-    # two cells per line: the separators must read comma, newline, comma, newline, ..., comma
-    sep = raw[np.flatnonzero((raw == 44) | (raw == 10))]
-    if sep.size % 2 == 0 or not (np.all(sep[0::2] == 44) and np.all(sep[1::2] == 10)):
-        return None
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")  # numpy reports unparsable text as a (Deprecation)Warning
-        try:
-            values = np.fromstring(body.replace(b"\n", b","), dtype=np.float64, sep=",")
-        except (ValueError, Warning):
-            return None
-    if values.size != sep.size + 1:  # an empty last cell ("0.5,") is skipped by fromstring
-        return None
-    return values
-
-
-def _parse_slow(path: Path, body: bytes) -> np.ndarray:
-    """Line by line: the values, or an RjcmaError naming the first bad line."""
-    values = []
-    for i, line in enumerate(body.split(b"\n")):
-        lineno = i + 2
-        text = line.decode("utf-8", errors="replace")
-        cells = line.split(b",")
-        if not line.strip():
-            raise RjcmaError(f"{path}:{lineno}: empty line; expected 'valence,arousal' numbers")
-        if len(cells) != 2:
-            raise RjcmaError(
-                f"{path}:{lineno}: {len(cells)} columns in {text.strip()[:60]!r}; expected 2 (valence,arousal)"
-            )
-        for name, cell in zip(("valence", "arousal"), cells):
-            if not _NUMBER.match(cell):
-                shown = cell.decode("utf-8", errors="replace").strip()
-                raise RjcmaError(f"{path}:{lineno}: {name} {shown[:40]!r} is not a number")
-            values.append(float(cell))
-    return np.asarray(values, dtype=np.float64)
-
-
-def count_label_rows(path: str | Path) -> int:
-    """Number of frame rows of an annotation file without parsing the numbers (for fold balancing)."""
-    data = Path(path).read_bytes().replace(b"\r\n", b"\n").replace(b"\r", b"\n")
-    body = data.split(b"\n", 1)[1].rstrip() if b"\n" in data else b""
-    return 0 if not body else body.count(b"\n") + 1
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# Videos and lengths
-# ---------------------------------------------------------------------------------------------------------------
-def video_info(path: str | Path, count: str = "auto") -> VideoInfo:
-    """Frame rate, frame count, duration, audio presence and size of a video, read with PyAV.
-
-    ``count``: ``"auto"`` takes the container's frame count and demuxes (no decoding) when the container has
-    none; ``"demux"`` always counts video packets; ``"decode"`` decodes every frame (slowest, exact).
-    """
-    import av  # lazy: keeps `import rjcma.data.abaw` cheap
-
-    path = Path(path)
-    if not path.is_file():
-        raise RjcmaError(f"{path}: video not found")
-    if count not in ("auto", "demux", "decode"):
-        raise ValueError(f"count must be auto, demux or decode, got {count!r}")
-    try:
-        container = av.open(str(path))
-    except (av.FFmpegError, OSError, ValueError) as e:
-        raise RjcmaError(f"{path}: not a readable video ({e}); check the file or re-download it") from None
-    try:
-        if not container.streams.video:
-            raise RjcmaError(f"{path}: has no video stream")
-        stream = container.streams.video[0]
-        rate = stream.average_rate or stream.guessed_rate or stream.base_rate
-        if not rate or float(rate) <= 0:
-            raise RjcmaError(f"{path}: the container gives no frame rate")
-        fps = float(rate)
-        has_audio = bool(container.streams.audio)
-        width, height = int(stream.codec_context.width or 0), int(stream.codec_context.height or 0)
-        n_frames, counted_by = int(stream.frames or 0), "container"
-        try:
-            if count == "decode":
-                n_frames, counted_by = sum(1 for _ in container.decode(stream)), "decode"
-            elif count == "demux" or n_frames <= 0:
-                n_frames = sum(1 for p in container.demux(stream) if p.size > 0)
-                counted_by = "demux"
-        except av.FFmpegError as e:
-            raise RjcmaError(f"{path}: the video stream is damaged ({e}); re-download or re-encode it") from None
-        if container.duration:
-            duration = float(container.duration) / 1_000_000  # av.time_base
-        elif stream.duration and stream.time_base:
-            duration = float(stream.duration * stream.time_base)
-        else:
-            duration = n_frames / fps
-    finally:
-        container.close()
-    return VideoInfo(path, fps, n_frames, duration, has_audio, width, height, counted_by)
-
-
-def reconcile_length(n_rows: int, n_frames: int, source: str | Path, max_gap: float = 0.05) -> None:
-    """Annotation rows are the reference length (as in the ABAW evaluation). Equal → nothing; a gap up to ``max_gap`` of the
-    rows → a :class:`LengthMismatchWarning` giving both counts; a larger gap → :class:`RjcmaError`."""
-    if n_rows <= 0:
-        raise RjcmaError(f"{source}: no annotation rows to align {n_frames} frames to")
-    if n_rows == n_frames:
-        return
-    gap = abs(n_rows - n_frames) / n_rows
-    action = "padding by repeating the last frame" if n_frames < n_rows else "cutting the extra frames"
-    if gap > max_gap:
-        raise RjcmaError(
-            f"{source}: {n_frames} decoded frames but {n_rows} annotation rows ({gap:.1%} apart, more than "
-            f"{max_gap:.0%}); the video and the annotation file do not belong together — check both files"
-        )
-    warnings.warn(
-        f"{source}: {n_frames} decoded frames but {n_rows} annotation rows ({gap:.2%} apart); annotation rows "
-        f"win, {action}",
-        LengthMismatchWarning,
-        stacklevel=2,
-    )
-
-
-def fit_length(array: np.ndarray, n_rows: int) -> np.ndarray:
-    """Fit ``array`` (T, ...) to the annotation length: cut, or pad by repeating its last element."""
-    n = len(array)
-    if n == n_rows:
-        return array
-    if n > n_rows:
-        return array[:n_rows]
-    if n == 0:
-        raise ValueError(f"cannot pad an empty stream to {n_rows} rows")
-    tail = np.repeat(np.asarray(array[-1:]), n_rows - n, axis=0)
-    return np.concatenate([np.asarray(array), tail], axis=0)
-
-
 # ---------------------------------------------------------------------------------------------------------------
 # Finding the corpus
 # ---------------------------------------------------------------------------------------------------------------
@@ -343,16 +143,16 @@ def _walk(root: Path) -> Iterable[tuple[Path, list[str], list[str]]]:
 
 def _find_annotation_dirs(root: Path) -> list[Path]:
     found = []
-    if root.name.lower() == ANNOTATION_DIR.lower():
+    if root.name.lower() == VA_DIR.lower():
         found.append(root)
     for here, dirnames, _ in _walk(root):
         for d in dirnames:
-            if d.lower() == ANNOTATION_DIR.lower():
+            if d.lower() == VA_DIR.lower():
                 found.append(here / d)
     out = []
     for d in found:
         subs = {p.name for p in d.iterdir() if p.is_dir()} if d.is_dir() else set()
-        if subs & set(PARTITION_DIRS):
+        if subs & set(PARTITION_OF_FOLDER):
             out.append(d)
     return sorted(set(out))
 
@@ -384,10 +184,10 @@ def _find_videos(root: Path) -> dict[str, Path]:
     for here, _, filenames in _walk(root):
         for f in filenames:
             stem, ext = os.path.splitext(f)
-            if ext.lower() in VIDEO_EXTENSIONS and not f.startswith("."):
+            if ext.lower() in VIDEO_SUFFIXES and not f.startswith("."):
                 by_stem.setdefault(stem, []).append(here / f)
-    # several files with one stem: prefer the container order of VIDEO_EXTENSIONS, then the path
-    rank = {e: i for i, e in enumerate(VIDEO_EXTENSIONS)}
+    # several files with one stem: prefer the container order of VIDEO_SUFFIXES, then the path
+    rank = {e: i for i, e in enumerate(VIDEO_SUFFIXES)}
     return {s: sorted(ps, key=lambda p: (rank[p.suffix.lower()], str(p)))[0] for s, ps in by_stem.items()}
 
 
@@ -504,14 +304,14 @@ def _the_annotation_dir(ann_root: Path) -> Path:
     ann_dirs = _find_annotation_dirs(ann_root)
     if not ann_dirs:
         raise RjcmaError(
-            f"{ann_root}: no '{ANNOTATION_DIR}/Train_Set' or '{ANNOTATION_DIR}/Validation_Set' folder found below "
+            f"{ann_root}: no '{VA_DIR}/Train_Set' or '{VA_DIR}/Validation_Set' folder found below "
             f"it; point data.corpus (or data.annotations_root) at the extracted ABAW annotations "
             f"(e.g. '6th ABAW Annotations')"
         )
     if len(ann_dirs) > 1:
         shown = "; ".join(str(d) for d in ann_dirs[:4])
         raise RjcmaError(
-            f"{ann_root}: {len(ann_dirs)} '{ANNOTATION_DIR}' folders found ({shown}); set data.annotations_root to "
+            f"{ann_root}: {len(ann_dirs)} '{VA_DIR}' folders found ({shown}); set data.annotations_root to "
             f"the one to use"
         )
     return ann_dirs[0]
@@ -520,7 +320,7 @@ def _the_annotation_dir(ann_root: Path) -> Path:
 def _labelled_trials(ann_dir: Path, notes: list[str]) -> dict[str, tuple[str, Path]]:
     """``{trial: (partition, annotation file)}`` of Train_Set and Validation_Set; a missing folder is noted."""
     labelled: dict[str, tuple[str, Path]] = {}
-    for sub, partition in PARTITION_DIRS.items():
+    for sub, partition in PARTITION_OF_FOLDER.items():
         folder = ann_dir / sub
         if not folder.is_dir():
             notes.append(f"{folder}: missing, so the corpus has no {partition} trials")

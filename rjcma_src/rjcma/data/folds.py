@@ -32,7 +32,7 @@ from typing import Any
 
 from rjcma import __version__
 from rjcma.config import Config
-from rjcma.data.abaw import Corpus, label_lengths, read_subject_map
+from rjcma.data.abaw import Corpus, label_lengths, load_corpus, read_subject_map
 from rjcma.errors import RjcmaError
 from rjcma.io import atomic_write_json
 
@@ -241,6 +241,25 @@ def load_or_make_folds(corpus: Corpus, cfg: Config, balance: str = "frames") -> 
         },
     )
     return folds
+
+
+def fold_split(cfg: Config, fold: int | None = None) -> dict[str, list[str]]:
+    """Train/validation trial names of fold ``fold`` (default ``train.fold``) from the folds file; the corpus is
+    scanned only when the file is not there yet (:func:`load_or_make_folds` then writes it)."""
+    fold = cfg.train.fold if fold is None else fold
+    ff = folds_path(cfg)
+    folds = None
+    if ff.is_file():
+        try:
+            folds = json.loads(ff.read_text())["folds"]
+        except (ValueError, KeyError, TypeError):
+            folds = None
+    if folds is None:
+        folds = load_or_make_folds(load_corpus(cfg), cfg)
+    folds = {int(k): v for k, v in folds.items()}
+    if fold not in folds:
+        raise RjcmaError(f"{ff}: fold {fold} not in the folds file (has {sorted(folds)}); choose --fold in that range")
+    return {k: list(v) for k, v in folds[fold].items()}
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -103,6 +103,16 @@ class Store:
                     continue
         return out
 
+    def require_trials(self, names: list[str], what: str) -> None:
+        """Raise unless every trial of ``names`` is complete in the store (``what``: "training", "validation")."""
+        have = set(self.trials())
+        missing = [n for n in names if n not in have]
+        if missing:
+            raise RjcmaError(
+                f"{self.root}: {len(missing)} {what} trial(s) missing or incomplete in the store (e.g. {missing[0]}); "
+                "run `rjcma preprocess` with the same --profile first"
+            )
+
     # ---- reads -------------------------------------------------------------------------------------------------
     def load(self, name: str, key: str, mmap: bool = True):
         """Array ``key`` of trial ``name`` (memory-mapped by default); ``key="words"`` gives the word list."""

@@ -27,10 +27,10 @@ Signal design (paper §1: valence and arousal are expressed across modalities)
 Every trial (subject) has seven latent parts on the video's frame grid, each a smooth Gaussian process (an
 Ornstein–Uhlenbeck process low-pass filtered once more; time constants 2.5–5 s) plus a per-trial offset (20 % of
 its variance), except the word parts, which follow the adjectives said (below). The parts are made orthogonal
-inside every trial and scaled to unit variance over the corpus (:func:`normalise_parts`), so the shares below
-hold on the generated corpus itself, in every fold (for arousal up to the chance correlation of prosody and the
-spoken arousal words, which the speech fixes together). The two
-targets are sums of parts, each part visible in one channel only::
+inside every trial and scaled to unit variance over the corpus (:func:`~rjcma.data.synth.design.normalise_parts`),
+so the shares below hold on the generated corpus itself, in every fold (for arousal up to the chance correlation of
+prosody and the spoken arousal words, which the speech fixes together). The two targets are sums of parts, each part
+visible in one channel only::
 
     valence latent V(t) = m_V + s_V * ( sqrt(0.45) F(t) + sqrt(0.35) W(t)                     + sqrt(0.20) R_V(t) )
     arousal latent A(t) = m_A + s_A * ( sqrt(0.40) P(t) + sqrt(0.25) M(t) + sqrt(0.15) W_A(t) + sqrt(0.20) R_A(t) )
@@ -76,77 +76,15 @@ FFmpeg/x264/espeak-ng build (x264 runs single-threaded with fixed settings). Fra
 FFmpeg pads frame rows to 64 bytes, and with a chroma width that is not a multiple of 64 (e.g. 320 px → 160)
 x264's output depended on the uninitialised padding, so the same frames gave different mp4 bytes.
 
-Modules, one concern each: :mod:`~rjcma.data.synth.layout` (where files go), :mod:`~rjcma.data.synth.design`
+Modules, one concern each: :mod:`~rjcma.data.synth.layout` (its own file names), :mod:`~rjcma.data.synth.design`
 (shares, lexicon, latent parts), :mod:`~rjcma.data.synth.speech` (espeak-ng utterances),
 :mod:`~rjcma.data.synth.plan` (partitions, identities, latents and speech of every video),
 :mod:`~rjcma.data.synth.render` (faces and crops), :mod:`~rjcma.data.synth.mux` (frames and audio into the mp4),
 :mod:`~rjcma.data.synth.truth` (labels and truth files), :mod:`~rjcma.data.synth.ceilings` and
-:mod:`~rjcma.data.synth.corpus` (``rjcma synth``). Every public name is importable from ``rjcma.data.synth``.
+:mod:`~rjcma.data.synth.corpus` (``rjcma synth``). The package holds one name, its entry point :func:`synthesize`
+(what ``rjcma synth``, the book and the tests call); every other name is imported from its module.
 """
 
-from rjcma.data.synth.ceilings import designed_ceilings, measured_ceilings
 from rjcma.data.synth.corpus import synthesize
-from rjcma.data.synth.design import (
-    CLAUSES,
-    LAG_RANGE,
-    LATENT_MEAN,
-    LATENT_STD,
-    LEXICON,
-    NOISE_STD,
-    NOISE_TAU,
-    OFFSET_SHARE,
-    PARTS,
-    SHARES,
-    SPOKEN,
-    TAU,
-    VOICES_F,
-    VOICES_M,
-    WORD_TAU,
-    Identity,
-    TrialPlan,
-    VideoPlan,
-    at_time,
-    combine_targets,
-    make_latents,
-    normalise_parts,
-    part_signal,
-    smooth_process,
-    spoken_word_parts,
-)
-from rjcma.data.synth.layout import (
-    ANNOTATIONS_DIR,
-    AUDIO_RATE,
-    CROP,
-    ESPEAK_RATE,
-    FACES_DIR,
-    FPS_CYCLE,
-    GENERATOR_VERSION,
-    MANAGED,
-    MIN_VIDEOS,
-    PARTITION_DIRS,
-    SUBJECT_MAP_NAME,
-    TEST_LIST_DIR,
-    TEST_LIST_NAME,
-    TRUTH_DIR,
-    TRUTH_JSON,
-    VA_DIR,
-    VIDEOS_DIR,
-)
-from rjcma.data.synth.mux import synth_video
-from rjcma.data.synth.plan import plan_corpus
-from rjcma.data.synth.render import draw_face, face_events, render_states
-from rjcma.data.synth.speech import espeak_available, plan_speech, speak, upsample2
-from rjcma.data.synth.truth import read_truth, read_truth_trial
-from rjcma.metrics import ccc
 
-__all__ = [
-    "ANNOTATIONS_DIR", "AUDIO_RATE", "CLAUSES", "CROP", "ESPEAK_RATE", "FACES_DIR", "FPS_CYCLE", "GENERATOR_VERSION",
-    "LAG_RANGE", "LATENT_MEAN", "LATENT_STD", "LEXICON", "MANAGED", "MIN_VIDEOS", "NOISE_STD", "NOISE_TAU",
-    "OFFSET_SHARE", "PARTITION_DIRS", "PARTS", "SHARES", "SPOKEN", "SUBJECT_MAP_NAME", "TAU", "TEST_LIST_DIR",
-    "TEST_LIST_NAME", "TRUTH_DIR", "TRUTH_JSON", "VA_DIR", "VIDEOS_DIR", "VOICES_F", "VOICES_M", "WORD_TAU",
-    "Identity", "TrialPlan", "VideoPlan", "at_time", "ccc", "combine_targets",
-    "designed_ceilings", "draw_face", "espeak_available", "face_events", "make_latents", "measured_ceilings",
-    "normalise_parts", "part_signal", "plan_corpus", "plan_speech", "read_truth", "read_truth_trial",
-    "render_states", "smooth_process", "speak", "spoken_word_parts", "synth_video", "synthesize",
-    "upsample2",
-]
+__all__ = ["synthesize"]

@@ -13,26 +13,16 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from rjcma.runtime import usable_cpus
 from rjcma.data.synth.ceilings import designed_ceilings, measured_ceilings
 from rjcma.data.synth.design import LAG_RANGE, LATENT_MEAN, LATENT_STD, LEXICON, NOISE_STD, OFFSET_SHARE, SHARES, TAU, VideoPlan
-from rjcma.data.synth.layout import (
-    ANNOTATIONS_DIR,
-    GENERATOR_VERSION,
-    MANAGED,
-    MIN_VIDEOS,
-    PARTITION_DIRS,
-    SUBJECT_MAP_NAME,
-    TEST_LIST_DIR,
-    TEST_LIST_NAME,
-    TRUTH_JSON,
-    VA_DIR,
-)
+from rjcma.data.synth.layout import GENERATOR_VERSION, MANAGED, TRUTH_JSON
 from rjcma.data.synth.mux import synth_video
 from rjcma.data.synth.plan import plan_corpus
 from rjcma.data.synth.speech import espeak_available
 from rjcma.errors import RjcmaError
 from rjcma.io import atomic_write_json, atomic_write_text
+from rjcma.layout import ANNOTATIONS_DIR, PARTITION_DIRS, SUBJECT_MAP_NAME, TEST_LIST_DIR, TEST_LIST_NAME, VA_DIR
+from rjcma.runtime import usable_cpus
 
 
 def synthesize(out: str | Path, videos: int = 12, seconds: float = 24.0, seed: int = 7,

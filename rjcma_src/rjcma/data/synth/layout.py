@@ -1,4 +1,5 @@
-"""Where the demo generator writes: the Aff-Wild2 names of :mod:`rjcma.layout`, plus its own extra files.
+"""The demo generator's own names and constants; the Aff-Wild2 names it writes (folders, files, the crop size) are
+:mod:`rjcma.layout`'s.
 
 The corpus tree is drawn in the package docstring (:mod:`rjcma.data.synth`).
 """
@@ -7,17 +8,7 @@ from __future__ import annotations
 
 from fractions import Fraction
 
-from rjcma.layout import (  # noqa: F401 - re-exported: rjcma.data.synth.ANNOTATIONS_DIR etc.
-    ANNOTATIONS_DIR,
-    CROP,
-    FACES_DIR,
-    PARTITION_DIRS,
-    SUBJECT_MAP_NAME,
-    TEST_LIST_DIR,
-    TEST_LIST_NAME,
-    VA_DIR,
-    face_file,
-)
+from rjcma.layout import ANNOTATIONS_DIR, FACES_DIR, SUBJECT_MAP_NAME, TEST_LIST_DIR
 
 VIDEOS_DIR = "videos/batch1"
 TRUTH_JSON = "SYNTH_TRUTH.json"  # written last: a folder without it is an interrupted run

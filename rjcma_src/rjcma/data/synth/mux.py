@@ -14,12 +14,13 @@ from typing import Any
 import numpy as np
 
 from rjcma.data.synth.design import VideoPlan, ema
-from rjcma.data.synth.layout import AUDIO_RATE, CROP, ESPEAK_RATE, FACES_DIR, VIDEOS_DIR, face_file
+from rjcma.data.synth.layout import AUDIO_RATE, ESPEAK_RATE, VIDEOS_DIR
 from rjcma.data.synth.render import background, crop_affine, draw_face, face_events, render_states
 from rjcma.data.synth.speech import track_index, upsample2
 from rjcma.data.synth.truth import write_labels
 from rjcma.errors import RjcmaError
 from rjcma.io import atomic_path
+from rjcma.layout import CROP, FACES_DIR, face_file
 
 
 def synth_video(vp: VideoPlan, out: Path, exe: str) -> dict[str, Any]:

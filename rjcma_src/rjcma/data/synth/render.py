@@ -8,7 +8,7 @@ import math
 import numpy as np
 
 from rjcma.data.synth.design import Identity, TrialPlan, VideoPlan, at_time, smooth_process
-from rjcma.data.synth.layout import CROP
+from rjcma.layout import CROP
 
 
 def background(vp: VideoPlan, rng: np.random.Generator) -> np.ndarray:

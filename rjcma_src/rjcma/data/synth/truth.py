@@ -11,18 +11,11 @@ from typing import Any
 import numpy as np
 
 from rjcma.data.synth.design import NOISE_STD, NOISE_TAU, TrialPlan, VideoPlan, held_word_level, at_time, smooth_process
-from rjcma.data.synth.layout import (
-    ANNOTATIONS_DIR,
-    AUDIO_RATE,
-    PARTITION_DIRS,
-    TRUTH_DIR,
-    TRUTH_JSON,
-    VA_DIR,
-)
+from rjcma.data.synth.layout import AUDIO_RATE, TRUTH_DIR, TRUTH_JSON
 from rjcma.data.synth.speech import track_index
 from rjcma.errors import RjcmaError
 from rjcma.io import atomic_write_text
-from rjcma.layout import HEADER
+from rjcma.layout import ANNOTATIONS_DIR, HEADER, PARTITION_DIRS, VA_DIR
 
 
 def write_labels(vp: VideoPlan, out: Path, frame_t: np.ndarray, mouths: list[np.ndarray],
