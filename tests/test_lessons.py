@@ -15,7 +15,8 @@ import pytest
 import yaml
 
 from rjcma import lessons
-from rjcma.book import notebook_parameters, parameter_values, parameters_cells, toc_entries, toc_notebooks
+from rjcma.book.parameters import notebook_parameters, parameter_values, parameters_cells
+from rjcma.book.paths import toc_entries, toc_notebooks
 from rjcma.config import load_config
 
 REPO = Path(__file__).resolve().parents[1]

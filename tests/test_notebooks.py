@@ -15,18 +15,9 @@ import pytest
 import yaml
 
 from _book_build import REPO, built_book
-from rjcma.book import (
-    DEMO_SECONDS,
-    BookPaths,
-    _run_all_notebooks,
-    expected_seconds,
-    notebook_parameters,
-    parameter_values,
-    parameters_cells,
-    run_notebooks,
-    toc_entries,
-    toc_notebooks,
-)
+from rjcma.book.execute import DEMO_SECONDS, NotebookRun, expected_seconds, run_all_notebooks, run_notebooks
+from rjcma.book.parameters import notebook_parameters, parameter_values, parameters_cells
+from rjcma.book.paths import BookPaths, toc_entries, toc_notebooks
 from rjcma.config import field_names, load_config
 from rjcma.errors import RjcmaError
 
@@ -162,8 +153,6 @@ def test_runner_names_notebook_and_cell_on_failure(tmp_path):
 def test_side_by_side_runs_start_longest_first_and_report_in_toc_order(tmp_path):
     import threading
 
-    from rjcma.book import NotebookRun
-
     names = ["01_a", "02_b", "03_c", "04_d", "05_e"]
     seconds = {"01_a": 1, "02_b": 2, "04_d": 9, "05_e": 5}  # 03_c: never ran, 0
     started, lock, both = [], threading.Lock(), threading.Barrier(2, timeout=30)
@@ -176,7 +165,7 @@ def test_side_by_side_runs_start_longest_first_and_report_in_toc_order(tmp_path)
             both.wait()
         return NotebookRun(name=name, output=tmp_path / name, ok=True)
 
-    runs = _run_all_notebooks(names, run_one, jobs=2, stop_on_error=True, echo=False, seconds=seconds)
+    runs = run_all_notebooks(names, run_one, jobs=2, stop_on_error=True, echo=False, seconds=seconds)
     assert [r.name for r in runs] == names, "the timing table lists the notebooks in the toc's order"
     assert [n for _, n in started][:2] == ["04_d", "05_e"], started  # the two longest start first
     assert dict((n, i) for i, n in started) == {n: k for k, n in enumerate(names, 1)}, "numbered by toc position"
