@@ -200,6 +200,22 @@ def test_notebook_runs_with_tiny_parameters(book, name):
     assigned = {t.id for s in tree.body if isinstance(s, ast.Assign) for t in s.targets if isinstance(t, ast.Name)}
     assert assigned == set(run.parameters)
     assert not [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
+    # the exercises as the page shows them: every check says what it expects, every folded solution passes
+    shown = {"check": [], "solution": []}
+    for c in nb.cells:
+        if c.cell_type == "code" and c.source.startswith("chapter.check_"):
+            shown["check"].append(_shown_text(c))
+        elif c.cell_type == "code" and "hide-cell" in c.metadata.get("tags", []) and "chapter.check_" in c.source:
+            shown["solution"].append(_shown_text(c))
+    assert len(shown["check"]) == len(shown["solution"]) >= 2, shown
+    assert all(t.startswith("✗") and "no answer yet" in t for t in shown["check"]), shown["check"]
+    assert all(t.startswith("✓") for t in shown["solution"]), shown["solution"]
+
+
+def _shown_text(cell) -> str:
+    """What a cell's last expression showed (text/plain of its execute_result)."""
+    results = [o for o in cell.outputs if o.output_type == "execute_result"]
+    return results[-1]["data"]["text/plain"] if results else ""
 
 
 @pytest.mark.slow
