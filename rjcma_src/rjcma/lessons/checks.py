@@ -41,6 +41,18 @@ def _close(got: Any, want: Any, tol: float) -> bool:
         return False
 
 
+def _shown(v: Any) -> str:
+    """A value as the verdict writes it: plain numbers (no numpy type names), at most 10 significant digits."""
+    if isinstance(v, (tuple, list)):
+        inner = ", ".join(_shown(x) for x in v)
+        return f"({inner})" if isinstance(v, tuple) else f"[{inner}]"
+    if isinstance(v, np.generic):
+        v = v.item()
+    if isinstance(v, float):
+        return f"{v:.10g}"
+    return repr(v)
+
+
 def check_value(name: str, got: Any, want: Any, tol: float = 1e-6, why: str = "") -> Verdict:
     """Compare an answer with the package's own computation (numbers within ``tol``; strings and flags equal)."""
     if got is None:
@@ -50,5 +62,5 @@ def check_value(name: str, got: Any, want: Any, tol: float = 1e-6, why: str = ""
     else:
         same = np.shape(got) == np.shape(want) and _close(got, want, tol)
     if not same:
-        return failed(f"{name}: got {got!r}, expected {want!r}" + (f" ({why})" if why else ""))
-    return passed(f"{name} = {got!r}" + (f"; {why}" if why else ""))
+        return failed(f"{name}: got {_shown(got)}, expected {_shown(want)}" + (f" ({why})" if why else ""))
+    return passed(f"{name} = {_shown(got)}" + (f"; {why}" if why else ""))
