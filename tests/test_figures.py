@@ -173,8 +173,7 @@ def test_the_covering_check_catches_a_legend_inside_the_axes():
 
 def test_rendering_the_predict_png_keeps_the_notebook_backend(tmp_path):
     """Rendering the PNG of ``rjcma predict`` leaves the process's backend alone: a notebook that scores a video
-    (the inference chapter) shows its next figure inline. Run in a fresh interpreter with the notebooks' backend."""What broke the inference chapter's last figure: rendering the PNG of ``rjcma predict`` switched the process to
-    Agg, so the notebook's next figure never showed. Run in a fresh interpreter with the notebooks' inline backend."""
+    (the inference chapter) shows its next figure inline. Run in a fresh interpreter with the notebooks' backend."""
     code = (
         "import matplotlib, numpy as np\n"
         "from pathlib import Path\n"
