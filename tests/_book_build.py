@@ -35,7 +35,10 @@ _CACHE: dict[str, BookBuild] = {}
 def built_book(tiny_cfg, tiny_store) -> BookBuild:
     if "book" in _CACHE:
         return _CACHE["book"]
-    from rjcma.book import TINY_TRAIN_SETS, BookPaths, build_book, prepare_source, run_notebooks
+    from rjcma.book.build import build_book, prepare_source
+    from rjcma.book.execute import run_notebooks
+    from rjcma.book.paths import BookPaths
+    from rjcma.book.tiny import TINY_TRAIN_SETS
     from rjcma.config import load_config
     from rjcma.errors import RjcmaError
     from rjcma.train.experiments import run_book_experiments

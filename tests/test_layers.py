@@ -8,7 +8,7 @@
       ↑
     train
       ↑
-    apps      cli, predict, book, plots, results_tables, report, lessons, reference, bundle
+    apps      cli, predict, book, figures, results_tables, report, lessons, reference, bundle
 
 The graph is read from the source with ``ast``: every ``import`` and ``from … import`` of a package module, at the top
 of a file or inside a function, ``if TYPE_CHECKING`` blocks included (a type-only arrow is still an arrow). Third-party
@@ -33,7 +33,7 @@ LAYER_OF = {
     "data": "data", "models": "models",
     "preprocess": "preprocess",
     "train": "train",
-    "cli": "apps", "predict": "apps", "book": "apps", "plots": "apps", "results_tables": "apps", "report": "apps",
+    "cli": "apps", "predict": "apps", "book": "apps", "figures": "apps", "results_tables": "apps", "report": "apps",
     "lessons": "apps", "reference": "apps", "bundle": "apps",
 }
 RANK = {"base": 0, "data": 1, "models": 1, "preprocess": 2, "train": 3, "apps": 4}

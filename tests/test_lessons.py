@@ -1,11 +1,13 @@
-"""The notebooks as lessons: one set of defaults (the demo profile's), the reading rules of the book's chapters
-(hidden set-up, short cells, lines that fit the page, headings numbered once, cited equations, a closing outputs
-section with glued numbers, exercises with hidden solutions and a check), and the helpers of ``rjcma.lessons``.
-Static checks of the notebook sources plus small unit tests; nothing here executes a notebook.
+"""The notebooks as lessons: one set of defaults (the demo profile's) taken once by ``common.setup``, the reading
+rules of the book's chapters (hidden set-up, short cells, lines that fit the page, headings numbered once, cited
+equations, a closing outputs section with glued numbers, exercises with folded solutions and a check; each check is
+run in tests/test_exercises.py), what the training and inference chapters show, and the helpers of
+``rjcma.lessons``. Static checks of the notebook sources plus small unit tests; nothing here executes a notebook.
 """
 
 from __future__ import annotations
 
+import ast
 import re
 from pathlib import Path
 
@@ -14,9 +16,14 @@ import numpy as np
 import pytest
 import yaml
 
-from rjcma import lessons
-from rjcma.book import notebook_parameters, parameter_values, parameters_cells, toc_entries, toc_notebooks
-from rjcma.config import load_config
+from rjcma.book.parameters import notebook_parameters, parameter_values, parameters_cells
+from rjcma.book.paths import toc_entries, toc_notebooks
+from rjcma.config import field_names, load_config
+from rjcma.errors import RjcmaError
+from rjcma.lessons import building, common, tcn, training, visual
+from rjcma.lessons import data as data_lessons
+from rjcma.models.attention import RecursiveJointCrossModalAttention
+from test_exercises import exercises_of
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted(p.stem for p in (REPO / "notebooks").glob("*.ipynb"))
@@ -37,12 +44,17 @@ def _markdown(nb) -> str:
 
 
 # ---- one set of defaults -----------------------------------------------------------------------------------------
+def wrong_defaults(path: Path) -> dict:
+    """Parameters whose default differs from the demo profile's value: {name: (notebook, profile)}."""
+    params = notebook_parameters(path)
+    demo = parameter_values(load_config("demo"), params, source=str(path))
+    return {k: (v, demo[k]) for k, v in params.items() if v != demo[k]}
+
+
 @pytest.mark.parametrize("name", NOTEBOOKS)
 def test_parameter_defaults_are_the_demo_profile(name):
     """A student who runs a notebook by hand sees what the book (papermill, demo profile) shows."""
-    params = notebook_parameters(REPO / "notebooks" / f"{name}.ipynb")
-    demo = parameter_values(load_config("demo"), params, source=name)
-    wrong = {k: (v, demo[k]) for k, v in params.items() if v != demo[k]}
+    wrong = wrong_defaults(REPO / "notebooks" / f"{name}.ipynb")
     assert not wrong, "defaults that differ from the demo profile (notebook, profile): " + ", ".join(
         f"{k} = {a!r} vs {b!r}" for k, (a, b) in wrong.items())
 
@@ -50,11 +62,12 @@ def test_parameter_defaults_are_the_demo_profile(name):
 def test_the_check_would_catch_a_wrong_default(tmp_path):
     nb = _nb("01_data")
     i = parameters_cells(nb)[0]
-    nb.cells[i].source = nb.cells[i].source.replace("stride = 100", "stride = 200")
+    src = nb.cells[i].source
+    assert "stride = 100" in src
+    nb.cells[i].source = src.replace("stride = 100", "stride = 200")
     path = tmp_path / "01_data.ipynb"
     nbformat.write(nb, path)
-    params = notebook_parameters(path)
-    assert params["stride"] != parameter_values(load_config("demo"), ["stride"])["stride"]
+    assert wrong_defaults(path) == {"stride": (200, 100)}
 
 
 # ---- reading order -----------------------------------------------------------------------------------------------
@@ -107,20 +120,13 @@ def test_closing_outputs_and_exercises(name):
     out_i = next(i for i, h in heads if h == "## Outputs")
     assert "{glue:" in nb.cells[out_i].source, "the Outputs section glues no number into its text"
     after = "\n".join(c.source for c in nb.cells[out_i:] if c.cell_type == "code")
-    assert "lessons.glue_all(" in after and "lessons.show_outputs(" in after
+    assert "common.glue_all(" in after and "common.show_outputs(" in after
     ex_i = next(i for i, h in heads if h == "## Exercises")
-    rest = nb.cells[ex_i:]
-    tasks = [c for c in rest if c.cell_type == "markdown" and "**Exercise" in c.source]
+    tasks = [c for c in nb.cells[ex_i:] if c.cell_type == "markdown" and "**Exercise" in c.source]
     assert 2 <= len(tasks) <= 3, f"{len(tasks)} exercises (two or three per chapter)"
     for t in tasks:
         assert ":class: dropdown" in t.source, "an exercise without a folded solution text"
-    hidden = [c for c in rest if c.cell_type == "code" and "hide-input" in c.metadata.get("tags", [])]
-    assert len(hidden) >= len(tasks), "each exercise needs a solution cell hidden in the book"
-    assert all(c.metadata.get("jupyter", {}).get("source_hidden") for c in hidden), \
-        "solution cells are also folded in JupyterLab (metadata jupyter.source_hidden)"
-    checks = [c for c in rest if c.cell_type == "code" and "lessons.check" in c.source
-              and "hide-input" not in c.metadata.get("tags", [])]
-    assert len(checks) >= len(tasks), "each exercise needs a visible check cell"
+    assert len(exercises_of(name)) == len(tasks), "each exercise: an answer cell, a check, a folded solution"
 
 
 def _book_sources() -> dict[str, str]:
@@ -142,59 +148,122 @@ def test_every_labelled_equation_is_cited():
 @pytest.mark.parametrize("name", NOTEBOOKS)
 def test_shared_helpers_are_not_copied(name):
     code = "\n".join(c.source for c in _code_cells(_nb(name)))
-    assert "def show_table" not in code and "|---" not in code, "hand-built markdown table: use lessons.show_table"
-    assert "csv.DictReader" not in code, "read result folders with lessons.read_history / read_predictions"
+    assert "def show_table" not in code and "|---" not in code, "hand-built markdown table: use common.show_table"
+    assert "csv.DictReader" not in code, "read result folders with common.read_history / read_predictions"
+
+
+# ---- the set-up: parameters taken once -----------------------------------------------------------------------
+def _bound_by_imports(source: str) -> set[str]:
+    names = set()
+    for node in ast.walk(ast.parse(source.replace("%matplotlib inline", ""))):
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            names |= {(a.asname or a.name).split(".")[0] for a in node.names}
+    return names
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_parameters_are_taken_once_by_the_setup(name):
+    """No notebook rebuilds its parameters into a dict of its own: ``common.setup(globals())`` takes the values of
+    the parameters cell, so no import before it may bind a config field's name."""
+    nb = _nb(name)
+    p = parameters_cells(nb)[0]
+    code = [c.source for c in nb.cells[p + 1 :] if c.cell_type == "code"]
+    assert not any(re.search(r"params\s*=\s*dict\(|params\.update\(", c) for c in code), "a parameters dict"
+    at = next(i for i, c in enumerate(code) if "common.setup(globals()" in c)
+    assert sum(c.count("common.setup(") for c in code) == 1
+    clash = set().union(*(_bound_by_imports(c) for c in code[: at + 1])) & field_names()
+    assert not clash, f"imports that bind config field names (setup would read them as parameters): {clash}"
+
+
+def test_setup_reads_the_parameters_and_nothing_else():
+    import types
+
+    namespace = {"profile": "demo", "seq_len": 48, "stride": 12, "fold": 2, "folds": types.ModuleType("folds"),
+                 "In": [""], "np": np, "_": None}
+    cfg = common.setup(namespace)
+    assert (cfg.K, cfg.data.stride, cfg.train.fold) == (48, 12, 2)
+    assert cfg.book.folds == load_config("demo").book.folds, "a module named like a field is no parameter"
+    assert common.setup(namespace, stride=6).data.stride == 6
+
+
+# ---- what the training and inference chapters show -------------------------------------------------------------
+def test_the_training_chapter_shows_the_loop_before_running_it():
+    nb = _nb("07_training")
+    code = [(i, c) for i, c in enumerate(nb.cells) if c.cell_type == "code"]
+    shown = [(i, c) for i, c in code if "inspect.getsource(loop.fit)" in c.source]
+    assert len(shown) == 1, "07_training shows rjcma.train.loop.fit once"
+    i_shown, cell = shown[0]
+    assert "hide-input" in cell.metadata.get("tags", []), "the listing's code cell is hidden, its output shown"
+    first_run = min(i for i, c in code if "train_or_reuse(" in c.source)
+    assert i_shown < first_run, "the loop is shown before the chapter runs it"
+
+
+PUBLIC_FOR_INFERENCE = ("rjcma.lessons", "rjcma.figures", "rjcma.predict", "rjcma.bundle")
+
+
+def test_the_inference_chapter_only_calls_the_package():
+    """No training, no figure code and no internals in 12_inference: what it needs, the package offers."""
+    nb = _nb("12_inference")
+    for c in _code_cells(nb):
+        tree = ast.parse(c.source.replace("%matplotlib inline", ""))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("rjcma"):
+                assert node.module.startswith(PUBLIC_FOR_INFERENCE), f"12_inference imports {node.module}"
+            assert not isinstance(node, (ast.FunctionDef, ast.ClassDef)), "12_inference defines code of its own"
+        assert "train_one" not in c.source and "import matplotlib" not in c.source
 
 
 # ---- rjcma.lessons ---------------------------------------------------------------------------------------------
-def test_markdown_table_and_checks(capsys):
-    t = lessons.markdown_table(["a", "b"], [[1, "x"], [2, "y"]])
+def test_markdown_table_and_checks():
+    t = common.markdown_table(["a", "b"], [[1, "x"], [2, "y"]])
     assert t.splitlines() == ["| a | b |", "|---|---|", "| 1 | x |", "| 2 | y |"]
-    lessons.check_windows((8, 700), n=1000, K=300, stride=100)  # 0, 100, ..., 700 ends at 1000
-    lessons.check_windows((9, 710), n=1010, K=300, stride=100)  # plus one aligned to the end
-    assert "✓" in capsys.readouterr().out
-    with pytest.raises(lessons.CheckFailed, match="expected"):
-        lessons.check_windows((9, 700), n=1000, K=300, stride=100)
-    with pytest.raises(lessons.CheckFailed, match="no answer yet"):
-        lessons.check_value("x", None, 1)
-    lessons.check_receptive_field(121, kernel=5, levels=4)
-    with pytest.raises(lessons.CheckFailed):
-        lessons.check_receptive_field(120, kernel=5, levels=4)
-    lessons.check_levels_for(6, kernel=5, K=300)
-    lessons.check_block_parameters(3 * 64 * 192 + 192 * 192 + 192 + 6 * 300 * 300, [64, 64, 64], 300)
+    assert data_lessons.check_windows((8, 700), n=1000, K=300, stride=100)  # 0, 100, ..., 700 ends at 1000
+    assert data_lessons.check_windows((9, 710), n=1010, K=300, stride=100)  # plus one aligned to the end
+    wrong = data_lessons.check_windows((9, 700), n=1000, K=300, stride=100)
+    assert not wrong and "expected (8, 700)" in repr(wrong)
+    assert tcn.check_receptive_field(121, kernel=5, levels=4)
+    assert not tcn.check_receptive_field(120, kernel=5, levels=4)
+    assert tcn.check_levels_for(6, kernel=5, K=300) and not tcn.check_levels_for(5, kernel=5, K=300)
+
+
+def test_block_parameters_are_what_a_recursion_adds_to_the_module():
+    """The check's formula against the parameters counted on the module (l = 2 minus l = 1)."""
+    dims, K = [4, 6, 5], 12
+
+    def count(l: int) -> int:  # noqa: E741
+        return sum(p.numel() for p in RecursiveJointCrossModalAttention(dims, K, l).parameters())
+
+    added = count(2) - count(1)
+    assert training.check_block_parameters(added, dims, K)
+    assert not training.check_block_parameters(added - 1, dims, K)
 
 
 def test_released_face_rows_drift():
     valid = np.array([False, False, True, True, False, True])
-    rows = lessons.released_face_rows(valid)
+    rows = visual.released_face_rows(valid)
     assert rows.tolist() == [-1, -1, 0, 1, -1, 2]
-    lessons.check_face_drift(3, valid)
-    with pytest.raises(lessons.CheckFailed):
-        lessons.check_face_drift(0, valid)
+    assert visual.check_face_drift(3, valid) and not visual.check_face_drift(0, valid)
 
 
 def test_readers_name_the_missing_file(tmp_path):
-    from rjcma.errors import RjcmaError
-
     with pytest.raises(RjcmaError, match="history.csv: missing"):
-        lessons.read_history(tmp_path)
+        common.read_history(tmp_path)
     (tmp_path / "history.csv").write_text("epoch,loss\n1,0.5\n2,0.4\n")
-    assert [r["epoch"] for r in lessons.read_history(tmp_path)] == ["1", "2"]
+    assert [r["epoch"] for r in common.read_history(tmp_path)] == ["1", "2"]
     (tmp_path / "predictions").mkdir()
     (tmp_path / "predictions" / "t.csv").write_text("frame,valence,arousal\n0,0.1,0.2\n1,0.3,\n")
-    p = lessons.read_predictions(tmp_path, "t")
+    p = common.read_predictions(tmp_path, "t")
     assert p.shape == (2, 2) and p[0, 1] == pytest.approx(0.2) and np.isnan(p[1, 1])
 
 
 def test_estimate_line_scales_with_cores(monkeypatch):
-    monkeypatch.setattr(lessons, "usable_cpus", lambda: 4)
-    line = lessons.estimate_line("the corpus", 60.0, "synthesize")
+    monkeypatch.setattr(building, "usable_cpus", lambda: 4)
+    line = building.estimate_line("the corpus", 60.0, "synthesize")
     assert "about 30 s here (4 cores)" in line
 
 
 def test_paper_profile_does_not_invent_a_corpus(tmp_path):
-    from rjcma.errors import RjcmaError
-
     cfg = load_config("paper").replace(corpus=str(tmp_path / "affwild2"))
     with pytest.raises(RjcmaError, match="corpus not found"):
-        lessons.ensure_corpus(cfg)
+        building.ensure_corpus(cfg)
+    assert not (tmp_path / "affwild2").exists()

@@ -15,18 +15,9 @@ import pytest
 import yaml
 
 from _book_build import REPO, built_book
-from rjcma.book import (
-    DEMO_SECONDS,
-    BookPaths,
-    _run_all_notebooks,
-    expected_seconds,
-    notebook_parameters,
-    parameter_values,
-    parameters_cells,
-    run_notebooks,
-    toc_entries,
-    toc_notebooks,
-)
+from rjcma.book.execute import DEMO_SECONDS, NotebookRun, expected_seconds, run_all_notebooks, run_notebooks
+from rjcma.book.parameters import notebook_parameters, parameter_values, parameters_cells
+from rjcma.book.paths import BookPaths, toc_entries, toc_notebooks
 from rjcma.config import field_names, load_config
 from rjcma.errors import RjcmaError
 
@@ -162,8 +153,6 @@ def test_runner_names_notebook_and_cell_on_failure(tmp_path):
 def test_side_by_side_runs_start_longest_first_and_report_in_toc_order(tmp_path):
     import threading
 
-    from rjcma.book import NotebookRun
-
     names = ["01_a", "02_b", "03_c", "04_d", "05_e"]
     seconds = {"01_a": 1, "02_b": 2, "04_d": 9, "05_e": 5}  # 03_c: never ran, 0
     started, lock, both = [], threading.Lock(), threading.Barrier(2, timeout=30)
@@ -176,7 +165,7 @@ def test_side_by_side_runs_start_longest_first_and_report_in_toc_order(tmp_path)
             both.wait()
         return NotebookRun(name=name, output=tmp_path / name, ok=True)
 
-    runs = _run_all_notebooks(names, run_one, jobs=2, stop_on_error=True, echo=False, seconds=seconds)
+    runs = run_all_notebooks(names, run_one, jobs=2, stop_on_error=True, echo=False, seconds=seconds)
     assert [r.name for r in runs] == names, "the timing table lists the notebooks in the toc's order"
     assert [n for _, n in started][:2] == ["04_d", "05_e"], started  # the two longest start first
     assert dict((n, i) for i, n in started) == {n: k for k, n in enumerate(names, 1)}, "numbered by toc position"
@@ -211,6 +200,22 @@ def test_notebook_runs_with_tiny_parameters(book, name):
     assigned = {t.id for s in tree.body if isinstance(s, ast.Assign) for t in s.targets if isinstance(t, ast.Name)}
     assert assigned == set(run.parameters)
     assert not [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
+    # the exercises as the page shows them: every check says what it expects, every folded solution passes
+    shown = {"check": [], "solution": []}
+    for c in nb.cells:
+        if c.cell_type == "code" and c.source.startswith("chapter.check_"):
+            shown["check"].append(_shown_text(c))
+        elif c.cell_type == "code" and "hide-cell" in c.metadata.get("tags", []) and "chapter.check_" in c.source:
+            shown["solution"].append(_shown_text(c))
+    assert len(shown["check"]) == len(shown["solution"]) >= 2, shown
+    assert all(t.startswith("✗") and "no answer yet" in t for t in shown["check"]), shown["check"]
+    assert all(t.startswith("✓") for t in shown["solution"]), shown["solution"]
+
+
+def _shown_text(cell) -> str:
+    """What a cell's last expression showed (text/plain of its execute_result)."""
+    results = [o for o in cell.outputs if o.output_type == "execute_result"]
+    return results[-1]["data"]["text/plain"] if results else ""
 
 
 @pytest.mark.slow

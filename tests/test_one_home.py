@@ -3,23 +3,61 @@ corpus layout, run-folder names and the frozen-encoder rule."""
 
 from __future__ import annotations
 
+import ast
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
 
-from rjcma import config, layout, metrics, paper_numbers, results_tables
-from rjcma.data.synth import ceilings
-from rjcma.fusions import FUSIONS, MODALITIES
+import rjcma
+from rjcma import config, layout, metrics, paper_numbers
+from rjcma.fusions import FUSIONS
 from rjcma.models.rjcma import FUSION_BUILDERS, build_model, fusion_modalities, keep_frozen_in_eval
 from rjcma.train import cv, losses, results
 
+PACKAGE = Path(rjcma.__file__).parent
+
+
+def _modules() -> dict[str, ast.Module]:
+    return {str(p.relative_to(PACKAGE)): ast.parse(p.read_text(encoding="utf-8")) for p in PACKAGE.rglob("*.py")}
+
+
+def literal_homes(values: set) -> set[str]:
+    """The modules of the package in which any of ``values`` is written as a literal."""
+    return {name for name, tree in _modules().items()
+            if any(isinstance(n, ast.Constant) and type(n.value) in (str, float) and n.value in values
+                   for n in ast.walk(tree))}
+
+
+def function_homes(name: str) -> set[str]:
+    """The modules that define a module-level function called ``name``."""
+    return {m for m, tree in _modules().items()
+            if any(isinstance(n, ast.FunctionDef) and n.name == name for n in tree.body)}
+
+
+def _floats(x):
+    if isinstance(x, dict):
+        x = list(x.values())
+    if isinstance(x, (list, tuple)):
+        return {f for v in x for f in _floats(v)}
+    return {x} if isinstance(x, float) else set()
+
+
+def test_the_home_finders_see_a_copy(monkeypatch):
+    """A second definition or a copied literal is found (what the tests below rely on)."""
+    fake = {"a.py": ast.parse("def ccc(x):\n    return 0.455\n"), "b.py": ast.parse("X = 'JCA [21]'\n")}
+    monkeypatch.setattr(sys.modules[__name__], "_modules", lambda: fake)
+    assert function_homes("ccc") == {"a.py"} and literal_homes({0.455}) == {"a.py"}
+    assert literal_homes({"JCA [21]"}) == {"b.py"}
+
 
 def test_the_fusion_registry_drives_config_model_compare_and_book():
-    assert config.FUSIONS == tuple(FUSIONS) and config.MODALITIES == MODALITIES
     assert {f.builder for f in FUSIONS.values()} == set(FUSION_BUILDERS)
-    assert [m[1] for m in cv.COMPARE_MODELS] == list(FUSIONS)
-    assert [m[0] for m in cv.COMPARE_MODELS] == [f.run_label for f in FUSIONS.values()]
-    assert results_tables.FUSION_LABELS == {n: f.label for n, f in FUSIONS.items()}
+    assert [m[1] for m in cv.COMPARE_MODELS] == list(FUSIONS), "the comparison runs every registered fusion"
+    labels = {s for f in FUSIONS.values() for s in (f.label, f.run_label)}
+    assert literal_homes(labels) == {"fusions.py"}, "a fusion's label spelled out outside the registry"
     with pytest.raises(config.RjcmaError, match="model.fusion must be one of"):
         config.load_config("demo").replace(fusion="no-such-fusion")
 
@@ -48,27 +86,34 @@ def test_one_ccc():
     ref = metrics.ccc(x, y)
     mx, my, vx, vy, cxy = x.mean(), y.mean(), x.var(), y.var(), np.mean((x - x.mean()) * (y - y.mean()))
     assert ref == pytest.approx(2 * cxy / (vx + vy + (mx - my) ** 2), rel=1e-12)
-    assert ceilings.ccc is metrics.ccc  # the generator's ceilings use it
+    assert function_homes("ccc") == function_homes("concordance") == {"metrics.py"}
     rho, usable = losses.ccc_per_sequence(torch.tensor(x)[None, :, None], torch.tensor(y)[None, :, None])
     assert usable.all() and float(rho) == pytest.approx(ref, rel=1e-6)
 
 
 def test_one_copy_of_the_paper_numbers():
-    assert cv.PAPER_TABLE1 == {f: (r["valence"], r["arousal"]) for f, r in paper_numbers.TABLE1_FOLDS.items()}
-    assert cv.PAPER_TABLE3[3] == (paper_numbers.TABLE3_RECURSIONS[3]["valence"], paper_numbers.TABLE3_RECURSIONS[3]["arousal"])
     assert cv.PAPER_TABLE2["rjcma"] == (0.455, 0.652)  # Table 2, RJCMA row, validation columns
     assert set(cv.PAPER_TABLE2) == {m["fusion"] for m in paper_numbers.TABLE2_METHODS if m["fusion"]} <= set(FUSIONS)
+    tables = (paper_numbers.TABLE1_FOLDS, paper_numbers.TABLE2_METHODS, paper_numbers.TABLE3_RECURSIONS,
+              paper_numbers.TABLE4_TEST)
+    distinctive = {v for v in _floats(tables) if len(repr(v).split(".")[-1]) >= 3}  # 0.455, not 0.5
+    assert distinctive and literal_homes(distinctive) == {"paper_numbers.py"}
 
 
 def test_one_layout_for_reader_writer_and_prediction():
     assert {".mp4", ".avi", ".mkv", ".mts", ".ogv"} <= set(layout.VIDEO_SUFFIXES)
     assert len(set(layout.VIDEO_SUFFIXES)) == len(layout.VIDEO_SUFFIXES)
     assert layout.FACES_DIR.startswith(layout.FACES_PREFIX)  # the reader finds the folder the generator writes
+    # (FACES_DIR is left out: preprocess/pipeline.py also uses the word as the name of a faces source in meta.json)
+    names = {layout.VA_DIR, layout.ANNOTATIONS_DIR, layout.TEST_LIST_NAME,
+             *layout.PARTITION_DIRS.values(), *(s for s in layout.VIDEO_SUFFIXES if s != ".mp4")}
+    assert literal_homes(names) == {"layout.py"}, "a name of the corpus layout spelled out outside rjcma/layout.py"
     assert layout.face_file(0) == "00001.jpg"
 
 
 def test_one_run_name():
     cfg = config.load_config("demo").replace(fusion="unimodal:audio", modalities=["audio"], fold=2, seed=5)
+    assert function_homes("run_id") == {"train/results.py"}
     assert results.run_id(cfg) == "unimodal-audio_a_l3_both_fold2_s5"
     assert results.default_run_dir(cfg, "cv").name == results.run_id(cfg)
     assert results.default_run_dir(cfg.replace(run_name="mine")).name == "mine"

@@ -51,7 +51,8 @@ def _result(video: Path, n: int = 100, fps: float = 25.0):
 
 
 def test_report_is_one_offline_file(tmp_path):
-    from rjcma.report import html_report, png_bytes, spans
+    from rjcma.figures.inference import spans
+    from rjcma.report import html_report, png_bytes
 
     video = _video(tmp_path / "clip.mp4")
     res = _result(video)

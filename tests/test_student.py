@@ -47,7 +47,8 @@ def fresh_copy(dst: Path) -> Path:
 
 @pytest.mark.timeout(5400)
 def test_a_student_runs_every_notebook_in_order(tmp_path, monkeypatch):
-    from rjcma.book import ensure_kernel, execute_notebook, toc_notebooks
+    from rjcma.book.execute import ensure_kernel, execute_notebook
+    from rjcma.book.paths import toc_notebooks
 
     clone = fresh_copy(tmp_path / "clone")
     assert not any((clone / d).exists() for d in ("data", "results")), "the copy must start without data"

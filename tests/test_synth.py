@@ -330,17 +330,13 @@ def test_cli_arguments_and_one_line_error(tmp_path: Path):
 
 
 def test_design_figures(tiny_corpus: Path):
-    import matplotlib.pyplot as plt
-
-    from rjcma import plots
+    from rjcma.figures import data as figures
 
     truth = read_truth(tiny_corpus)
     name = next(iter(_annotations(tiny_corpus)))
-    fig = plots.synth_signal_design(read_truth_trial(tiny_corpus, name), truth["design"], title=name)
+    fig = figures.synth_signal_design(read_truth_trial(tiny_corpus, name), truth["design"], title=name)
     assert len(fig.axes) == 2 and all(ax.lines for ax in fig.axes)
-    fig2 = plots.synth_ceilings(truth)
+    fig2 = figures.synth_ceilings(truth)
     assert len(fig2.axes) == 2
-    plt.close(fig)
-    plt.close(fig2)
     with pytest.raises(RjcmaError, match="rjcma synth"):
         read_truth_trial(tiny_corpus, "no-such-trial")

@@ -1,4 +1,4 @@
-"""The figure and the offline HTML report of one scored video (`rjcma predict`).
+"""The PNG and the offline HTML report of one scored video (`rjcma predict`).
 
 The report is one self-contained file next to the CSV: the video (linked, not copied), the valence and arousal
 traces of every person with a cursor that follows playback, click-to-seek on the traces, the valence–arousal
@@ -10,89 +10,29 @@ but the linked video, so it opens offline and nothing leaves the machine.
 from __future__ import annotations
 
 import html
-import io
 import json
 import os
 import warnings
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 import numpy as np
 
-COLOURS = {"valence": "#1f77b4", "arousal": "#d62728"}
-PERSON_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2")
+from rjcma.figures.inference import COLOURS, prediction, spans
+from rjcma.figures.style import png_bytes as figure_png
+from rjcma.io import atomic_path
+from rjcma.preprocess.decode import decode_audio, iter_video, probe
+
 MAX_POINTS = 3000  # points per trace drawn (longer videos are subsampled for drawing; the CSV has every frame)
 BROWSER_CODECS = ("h264", "vp8", "vp9", "av1", "theora")  # what Chromium plays in mp4/webm/ogg without plug-ins
 
 
-def spans(mask: np.ndarray, times: np.ndarray) -> list[tuple[float, float]]:
-    """(start, end) in seconds of each run of True in ``mask``."""
-    m = np.asarray(mask, bool)
-    if not m.any():
-        return []
-    d = np.diff(np.r_[0, m.astype(np.int8), 0])
-    starts, ends = np.flatnonzero(d == 1), np.flatnonzero(d == -1) - 1
-    step = float(np.median(np.diff(times))) if len(times) > 1 else 0.04
-    return [(float(times[a]), float(times[b]) + step) for a, b in zip(starts, ends)]
-
-
-# ---- figure ----------------------------------------------------------------------------------------------------------
-def figure(result, dpi: int = 110):
-    """One row per person: valence and arousal over time, frames without evidence shaded; right: the trajectory of
-    every person in the valence–arousal plane."""
-    import matplotlib.pyplot as plt
-
-    t = np.asarray(result.times, float)
-    n_p = len(result.preds)
-    fig = plt.figure(figsize=(11, 1.2 + 2.4 * n_p), dpi=dpi)
-    gs = fig.add_gridspec(n_p, 2, width_ratios=[2.2, 1])
-    ax_va = fig.add_subplot(gs[:, 1])
-    for p, pred in enumerate(result.preds):
-        ax = fig.add_subplot(gs[p, 0])
-        blind = ~(result.faces[p] | result.speech)
-        for a, b in spans(blind, t):
-            ax.axvspan(a, b, color="0.85", lw=0, zorder=0)
-        for a, b in spans(~result.faces[p] & ~blind, t):
-            ax.axvspan(a, b, color="0.94", lw=0, zorder=0)
-        for j, name in enumerate(("valence", "arousal")):
-            ax.plot(t, pred[:, j], color=COLOURS[name], lw=1.1, label=name)
-        ax.set_ylim(-1.05, 1.05)
-        ax.set_xlim(t[0] if len(t) else 0, t[-1] if len(t) > 1 else 1)
-        ax.axhline(0, color="0.6", lw=0.6)
-        ax.set_ylabel(f"person {p}")
-        if p == 0:
-            ax.set_title(f"{result.video.name}: dark grey = no face and no sound (no value), light = no face",
-                         fontsize=8, loc="left")
-            ax.legend(fontsize=7, loc="upper right", ncol=2, frameon=False)
-        if p == n_p - 1:
-            ax.set_xlabel("time (s)")
-        ok = ~np.isnan(pred).any(axis=1)
-        ax_va.plot(pred[ok, 0], pred[ok, 1], color=PERSON_COLOURS[p % len(PERSON_COLOURS)], lw=0.8, alpha=0.8,
-                   label=f"person {p}")
-    ax_va.set_xlim(-1.05, 1.05)
-    ax_va.set_ylim(-1.05, 1.05)
-    ax_va.axhline(0, color="0.6", lw=0.6)
-    ax_va.axvline(0, color="0.6", lw=0.6)
-    ax_va.set_xlabel("valence")
-    ax_va.set_ylabel("arousal")
-    ax_va.set_aspect("equal")
-    ax_va.legend(fontsize=7, frameon=False)
-    fig.tight_layout()
-    return fig
-
-
 def png_bytes(result, dpi: int = 110) -> bytes:
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    fig = figure(result, dpi)
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi)
-    plt.close(fig)
-    return buf.getvalue()
+    """The PNG of ``rjcma predict``: :func:`rjcma.figures.inference.prediction` rendered by Agg (no backend is
+    selected, so a notebook that scores a video keeps its inline figures)."""
+    return figure_png(prediction(result, dpi=dpi))
 
 
 # ---- HTML -------------------------------------------------------------------------------------------------------------
@@ -260,12 +200,7 @@ def web_copy(video: str | Path, dst: str | Path, max_side: int = 480) -> Path:
     """An H.264 + AAC copy of ``video`` that any browser plays (for codecs it does not, e.g. MPEG-4 Part 2 or MJPEG
     from cameras): upright, at most ``max_side`` pixels, the decoded frames at their own times, 16 kHz mono audio.
     Written atomically."""
-    from fractions import Fraction
-
-    import av
-
-    from rjcma.io import atomic_path
-    from rjcma.preprocess.decode import decode_audio, iter_video, probe
+    import av  # PyAV: imported where a video is written, as rjcma.preprocess.decode does
 
     video, dst = Path(video), Path(dst)
     info = probe(video)

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
+import yaml
+
 from rjcma import paper_numbers as paper
 from rjcma.fusions import FUSIONS
 
@@ -66,8 +68,6 @@ def _read_run(mfile: Path, kind: str) -> Run | None:
     config: dict[str, Any] = {}
     cfile = mfile.parent / "config.yaml"
     if cfile.is_file():
-        import yaml
-
         try:
             config = yaml.safe_load(cfile.read_text()) or {}
         except yaml.YAMLError:

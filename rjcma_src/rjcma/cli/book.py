@@ -6,21 +6,11 @@ import argparse
 import sys
 import time
 
-from rjcma.book import (
-    KERNEL_NAME,
-    TINY_TRAIN_SETS,
-    BookPaths,
-    build_book,
-    ensure_kernel,
-    ensure_tiny_data,
-    ensure_tiny_results,
-    lab,
-    mathjax_dir,
-    prepare_source,
-    run_notebooks,
-    timing_table,
-    tiny_config,
-)
+from rjcma.book.build import build_book, mathjax_dir, prepare_source
+from rjcma.book.execute import KERNEL_NAME, ensure_kernel, run_notebooks, timing_table
+from rjcma.book.lab import lab
+from rjcma.book.paths import BookPaths
+from rjcma.book.tiny import TINY_TRAIN_SETS, ensure_tiny_data, ensure_tiny_results, tiny_config
 from rjcma.cli.options import config_from, config_options
 
 

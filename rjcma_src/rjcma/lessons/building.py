@@ -1,0 +1,164 @@
+"""Building what a chapter needs when it is missing, through the package's own entry points.
+
+A notebook run top to bottom on a fresh clone (``make lab``, no ``make book`` first) finds no corpus, store or
+trained runs; :func:`ensure_corpus`, :func:`ensure_store` and :func:`train_line` build them
+(:func:`rjcma.data.synth.synthesize`, :func:`rjcma.preprocess.pipeline.preprocess_corpus`, the experiments of
+:mod:`rjcma.train.cv`), each with a progress bar and a one-line estimate of how long it takes, and reuse whatever
+is already there, so after ``make book`` they only say so.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+from rjcma.data import synth
+from rjcma.data.abaw import load_corpus, video_info
+from rjcma.data.store import Store
+from rjcma.errors import RjcmaError
+from rjcma.lessons.common import progress
+from rjcma.preprocess.pipeline import STAGES, preprocess_corpus
+from rjcma.preprocess.standins import stand_in_cache_dir
+from rjcma.runtime import usable_cpus
+from rjcma.train import cv
+
+# Seconds on an idle 2-core machine for the demo corpus (12 videos, 4.8 min of video in all): the corpus (14 s,
+# `rjcma synth` in `make book`), the preprocessing stages per minute of video (their sum is `rjcma preprocess` of
+# `make book` with the stand-ins cached, 115 s; its split over the stages is the one the notebooks 02-05 measured
+# on a fresh copy), one training run of the demo recipe on one core (`make train`, two runs side by side), and the
+# stand-in encoders' one-off synthetic pretraining (then cached per machine in ~/.cache/rjcma).
+SECONDS_2_CORES = {
+    "synth_per_video_minute": 3.0,
+    "labels": 0.1, "faces": 3.3, "audio": 0.4, "speech": 1.4, "text": 0.5, "features": 18.3,  # per video minute
+    "train_run": 30.0,
+    "stand_in_pretraining": 120.0,
+}
+
+
+def _here(seconds_on_2_cores: float) -> float:
+    """The 2-core figure scaled to this machine's usable cores (the stages parallelise over cores)."""
+    return seconds_on_2_cores * 2 / max(1, min(8, usable_cpus()))
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.0f} min"
+
+
+def estimate_line(what: str, seconds_on_2_cores: float, how: str) -> str:
+    """'<what> with <how>: about N s here (C cores)': printed before anything slow starts."""
+    n = usable_cpus()
+    return f"Building {what} with {how}: about {_duration(_here(seconds_on_2_cores))} here ({n} core{'s' * (n > 1)})."
+
+
+def _synth_corpus_complete(root: Path) -> bool:
+    if (root / synth.TRUTH_JSON).is_file():
+        return True
+    managed = [p for p in root.iterdir() if p.name in synth.MANAGED] if root.is_dir() else []
+    return root.is_dir() and any(root.iterdir()) and not managed  # a corpus of another origin (Aff-Wild2)
+
+
+def ensure_corpus(cfg) -> Path:
+    """The corpus of ``cfg``; on the demo profile a missing one is generated first (what `make book` runs)."""
+    root = Path(cfg.data.corpus)
+    if root.is_dir() and _synth_corpus_complete(root):
+        print(f"Corpus: {root} is there; nothing to build.")
+        return root
+    if cfg.profile != "demo":
+        raise RjcmaError(f"{root}: corpus not found; this profile reads Aff-Wild2 from there "
+                         "(chapter Reproducing on Aff-Wild2 says how to get it, or set corpus=...)")
+    b = cfg.book
+    minutes = b.demo_videos * b.demo_seconds / 60
+    print(estimate_line(f"the demo corpus ({b.demo_videos} videos of about {b.demo_seconds:g} s) in {root}",
+                        SECONDS_2_CORES["synth_per_video_minute"] * minutes, "rjcma.data.synth.synthesize"))
+    t0 = time.perf_counter()
+    synth.synthesize(root, videos=b.demo_videos, seconds=b.demo_seconds, seed=b.demo_seed, progress=progress())
+    print(f"Corpus written in {time.perf_counter() - t0:.0f} s.")
+    return root
+
+
+def _stages_done(store, name: str, stages: Sequence[str]) -> bool:
+    rec = store.meta_or_empty(name).get("stages", {})
+    return all(s in rec and all((store.trial_dir(name) / o).exists() for o in rec[s].get("outputs", []))
+               for s in stages)
+
+
+def _stand_ins_cached(cfg) -> bool:
+    """False when the features stage will first pretrain the stand-in encoders (no weights folder, nothing in the
+    per-machine cache); True otherwise."""
+    p = cfg.preprocess
+    if p.weights_dir or os.environ.get("RJCMA_WEIGHTS_DIR"):
+        return True
+    return (stand_in_cache_dir() / f"{p.visual_encoder}-{p.encoder_init}-seed{p.encoder_seed}.safetensors").is_file()
+
+
+def _store_estimate(cfg, todo, stages: list[str], what: str, store) -> str:
+    videos = {t.video for t in todo if t.video is not None}
+    minutes = sum(video_info(v).duration for v in videos) / 60
+    seconds = sum(SECONDS_2_CORES[s] for s in stages) * minutes
+    note = ""
+    if "features" in stages and not _stand_ins_cached(cfg):
+        seconds += SECONDS_2_CORES["stand_in_pretraining"]
+        note = " (including the stand-in encoders' one-off pretraining)"
+    return estimate_line(f"{what} of the feature store for {len(todo)} trial(s) in {store.root}", seconds,
+                         "rjcma.preprocess.pipeline.preprocess_corpus") + note
+
+
+def ensure_store(cfg, stages: Sequence[str] | None = None) -> Store:
+    """The feature store with ``stages`` (default: all) done for every trial; missing ones are run first through
+    :func:`rjcma.preprocess.pipeline.preprocess_corpus` (what `rjcma preprocess` runs)."""
+    stages = list(stages or STAGES)
+    ensure_corpus(cfg)
+    corpus = load_corpus(cfg)
+    store = Store(cfg.data.store)
+    todo = [t for t in corpus.trials if not _stages_done(store, t.name, stages)]
+    what = "all stages" if stages == list(STAGES) else "stage" + "s" * (len(stages) > 1) + " " + ", ".join(stages)
+    if not todo:
+        print(f"Feature store: {store.root} has {what} for all {len(corpus.trials)} trials; nothing to build.")
+        return store
+    print(_store_estimate(cfg, todo, stages, what, store))
+    t0 = time.perf_counter()
+    videos = {t.video for t in todo if t.video is not None}
+    workers = min(2, usable_cpus(), len(videos) or 1)  # as `make book`; the bytes do not depend on it
+    report = preprocess_corpus(cfg, workers=workers, stages=stages, progress=progress(), trials=[t.name for t in todo])
+    if not report.ok:
+        name, why = next(iter(report.failed.items()))
+        raise RjcmaError(f"{store.root}: preprocessing failed for {len(report.failed)} trial(s), first {name}: {why}")
+    print(f"Store built in {time.perf_counter() - t0:.0f} s.")
+    return store
+
+
+def missing_runs(cfgs: Iterable[Any]) -> int:
+    """How many of these training configs have no complete result folder yet (distinct runs)."""
+    seen: set[str] = set()
+    for c in cfgs:
+        if cv.run_id(c) not in seen and cv._find_done(c) is None:
+            seen.add(cv.run_id(c))
+    return len(seen)
+
+
+def train_line(cfgs: Iterable[Any], what: str) -> int:
+    """Print how many runs of ``what`` must be trained and about how long that takes here; returns the count."""
+    cfgs = list(cfgs)
+    n = missing_runs(cfgs)
+    if not n:
+        print(f"{what}: every run is in {Path(cfgs[0].train.results_dir) / cfgs[0].profile}; nothing to train.")
+        return 0
+    jobs = max(1, min(n, cv.resolve_jobs(cfgs[0])))
+    seconds = math.ceil(n / jobs) * SECONDS_2_CORES["train_run"]  # one run per core, side by side
+    print(f"{what}: {n} run(s) to train, {jobs} at a time, with rjcma.train.cv: about {_duration(seconds)} here "
+          f"({usable_cpus()} cores).")
+    return n
+
+
+def experiment_configs(cfg, kind: str, **kw: Any) -> list[Any]:
+    """The training configs an experiment of :mod:`rjcma.train.cv` runs (for :func:`train_line`)."""
+    if kind == "cv":
+        return cv._flat(cv.plan_cv(cfg, kw.get("folds")))
+    if kind == "ablate":
+        return cv._flat(cv.plan_ablation(cfg, kw.get("iterations"), kw.get("fold")))
+    if kind == "compare":
+        return cv._flat(cv.plan_compare(cfg, kw.get("fold", 0), kw.get("models"), kw.get("folds")))
+    raise ValueError(f"unknown experiment {kind!r}")

@@ -1,0 +1,24 @@
+"""The data chapter (notebook 01_data): its exercises' checks."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from rjcma.data.abaw import read_labels
+from rjcma.data.windows import window_starts
+from rjcma.lessons.checks import Verdict, check_value
+
+
+def check_windows(answer: tuple[int, int] | None, n: int, K: int, stride: int) -> Verdict:  # noqa: N803
+    """Exercise: (number of windows, start of the last one) of an n-frame trial."""
+    s = window_starts(n, K, stride)
+    return check_value(f"windows of a {n}-frame trial (K = {K}, stride {stride})",
+                       None if answer is None else tuple(answer), (len(s), s[-1]), 0,
+                       "the last window is aligned to the trial's end")
+
+
+def check_unannotated(answer: float | None, corpus, partition: str = "validation") -> Verdict:
+    """Exercise: share of a partition's frames with a target marked −5 (NaN after reading)."""
+    lab = np.concatenate([read_labels(t.annotation) for t in corpus.partition(partition)])
+    return check_value(f"share of {partition} frames marked -5", answer, float(np.isnan(lab).any(axis=1).mean()),
+                       1e-9)
