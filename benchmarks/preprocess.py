@@ -32,7 +32,9 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(args.threads)
-    from rjcma.data.abaw import find_corpus, read_labels, video_info
+    from rjcma.data.abaw import find_corpus
+    from rjcma.data.annotations import read_labels
+    from rjcma.data.video_info import video_info
     from rjcma.models.backbones import IR50, VGGish, seeded_init
     from rjcma.preprocess import audio as A
     from rjcma.preprocess import video as V

@@ -32,7 +32,7 @@ from rjcma.models.attention import RecursiveJointCrossModalAttention
 from rjcma.models.tcn import receptive_field
 from rjcma.preprocess import speech
 from rjcma.preprocess.decode import iter_video
-from rjcma.train.loop import config_hash, run_id
+from rjcma.train.results import config_hash, run_id
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted(p.stem for p in (REPO / "notebooks").glob("*.ipynb"))

@@ -11,7 +11,7 @@ from rjcma.config import Config
 from rjcma.data.synth import synthesize
 from rjcma.errors import RjcmaError
 from rjcma.preprocess.pipeline import preprocess_corpus
-from rjcma.train.cv import run_book_experiments
+from rjcma.train.experiments import run_book_experiments
 
 TINY = {
     "seq_len": 32,

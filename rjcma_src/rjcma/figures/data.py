@@ -124,7 +124,7 @@ def synth_signal_design(cols: dict, design: dict, title: str = "", dpi: int | No
     the target (so the parts plus the residual add up to the latent), what the channels show, and the written
     label (the latent delayed by the annotator's lag, plus noise; gaps are −5 rows).
 
-    ``cols``: the arrays of ``SYNTH_TRUTH/<trial>.csv`` (:func:`rjcma.data.synth.read_truth_trial`);
+    ``cols``: the arrays of ``SYNTH_TRUTH/<trial>.csv`` (:func:`rjcma.data.synth.truth.read_truth_trial`);
     ``design``: ``SYNTH_TRUTH.json["design"]``.
     """
     t = np.asarray(cols["time"])

@@ -15,8 +15,9 @@ import time
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from rjcma.data import synth
-from rjcma.data.abaw import load_corpus, video_info
+from rjcma.data.synth.layout import MANAGED, TRUTH_JSON
+from rjcma.data.abaw import load_corpus
+from rjcma.data.video_info import video_info
 from rjcma.data.store import Store
 from rjcma.errors import RjcmaError
 from rjcma.lessons.common import progress
@@ -24,6 +25,8 @@ from rjcma.preprocess.pipeline import STAGES, preprocess_corpus
 from rjcma.preprocess.standins import stand_in_cache_dir
 from rjcma.runtime import usable_cpus
 from rjcma.train import cv
+from rjcma.train.pool import resolve_jobs
+from rjcma.train.results import find_done, run_id
 
 # Seconds on an idle 2-core machine for the demo corpus (12 videos, 4.8 min of video in all): the corpus (14 s,
 # `rjcma synth` in `make book`), the preprocessing stages per minute of video (their sum is `rjcma preprocess` of
@@ -54,9 +57,9 @@ def estimate_line(what: str, seconds_on_2_cores: float, how: str) -> str:
 
 
 def _synth_corpus_complete(root: Path) -> bool:
-    if (root / synth.TRUTH_JSON).is_file():
+    if (root / TRUTH_JSON).is_file():
         return True
-    managed = [p for p in root.iterdir() if p.name in synth.MANAGED] if root.is_dir() else []
+    managed = [p for p in root.iterdir() if p.name in MANAGED] if root.is_dir() else []
     return root.is_dir() and any(root.iterdir()) and not managed  # a corpus of another origin (Aff-Wild2)
 
 
@@ -134,8 +137,8 @@ def missing_runs(cfgs: Iterable[Any]) -> int:
     """How many of these training configs have no complete result folder yet (distinct runs)."""
     seen: set[str] = set()
     for c in cfgs:
-        if cv.run_id(c) not in seen and cv._find_done(c) is None:
-            seen.add(cv.run_id(c))
+        if run_id(c) not in seen and find_done(c) is None:
+            seen.add(run_id(c))
     return len(seen)
 
 
@@ -146,7 +149,7 @@ def train_line(cfgs: Iterable[Any], what: str) -> int:
     if not n:
         print(f"{what}: every run is in {Path(cfgs[0].train.results_dir) / cfgs[0].profile}; nothing to train.")
         return 0
-    jobs = max(1, min(n, cv.resolve_jobs(cfgs[0])))
+    jobs = max(1, min(n, resolve_jobs(cfgs[0])))
     seconds = math.ceil(n / jobs) * SECONDS_2_CORES["train_run"]  # one run per core, side by side
     print(f"{what}: {n} run(s) to train, {jobs} at a time, with rjcma.train.cv: about {_duration(seconds)} here "
           f"({usable_cpus()} cores).")
@@ -156,9 +159,9 @@ def train_line(cfgs: Iterable[Any], what: str) -> int:
 def experiment_configs(cfg, kind: str, **kw: Any) -> list[Any]:
     """The training configs an experiment of :mod:`rjcma.train.cv` runs (for :func:`train_line`)."""
     if kind == "cv":
-        return cv._flat(cv.plan_cv(cfg, kw.get("folds")))
+        return cv.plan_configs(cv.plan_cv(cfg, kw.get("folds")))
     if kind == "ablate":
-        return cv._flat(cv.plan_ablation(cfg, kw.get("iterations"), kw.get("fold")))
+        return cv.plan_configs(cv.plan_ablation(cfg, kw.get("iterations"), kw.get("fold")))
     if kind == "compare":
-        return cv._flat(cv.plan_compare(cfg, kw.get("fold", 0), kw.get("models"), kw.get("folds")))
+        return cv.plan_configs(cv.plan_compare(cfg, kw.get("fold", 0), kw.get("models"), kw.get("folds")))
     raise ValueError(f"unknown experiment {kind!r}")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from rjcma.data.abaw import read_labels
+from rjcma.data.annotations import read_labels
 from rjcma.data.windows import window_starts
 from rjcma.lessons.checks import Verdict, check_value
 

@@ -11,15 +11,16 @@ from typing import Any
 import numpy as np
 
 from rjcma.config import Config
-from rjcma.data.abaw import fit_length, load_corpus, read_labels
-from rjcma.data.synth import read_truth_trial
+from rjcma.data.abaw import load_corpus
+from rjcma.data.annotations import fit_length, read_labels
+from rjcma.data.synth.truth import read_truth_trial
 from rjcma.errors import RjcmaError
 from rjcma.lessons.building import ensure_store
 from rjcma.lessons.checks import Verdict, check_value, failed
 from rjcma.lessons.common import pick_trial, progress
 from rjcma.metrics import ccc
 from rjcma.predict import predict_video
-from rjcma.train.cv import default_checkpoint, run_id
+from rjcma.train.results import default_checkpoint, run_id
 from rjcma.train.loop import train_one
 
 TARGETS = ("valence", "arousal")

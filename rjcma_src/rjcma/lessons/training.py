@@ -11,7 +11,7 @@ import numpy as np
 from rjcma.config import Config
 from rjcma.lessons.checks import Verdict, check_value, failed
 from rjcma.metrics import ccc
-from rjcma.train import cv
+from rjcma.train.results import find_done
 
 TARGETS = ("valence", "arousal")
 
@@ -47,7 +47,7 @@ def check_fold_spread(answer: float | None, rows: list[dict[str, Any]]) -> Verdi
 def check_run_mean(answer: float | None, run: Config) -> Verdict:
     """Exercise: the mean validation CCC (valence, arousal) of the trained run of config ``run``, read from the
     metrics.json of its complete result folder (anywhere under ``results/<profile>/``)."""
-    done = cv._find_done(run)
+    done = find_done(run)
     if done is None:
         return failed(f"no complete run of this configuration under {results_base(run)} yet; train it first "
                       "(the solution shows how)")
