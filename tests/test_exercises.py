@@ -22,7 +22,7 @@ import pytest
 from rjcma import paper_numbers, reference
 from rjcma import results_tables as rt
 from rjcma.config import load_config
-from rjcma.data import abaw
+from rjcma.data import abaw, annotations
 from rjcma.data.words import Word
 from rjcma.lessons import audio, checks, common, encoders, equations, inference, paper_vs_code, results, tcn, text
 from rjcma.lessons import data as data_lessons
@@ -162,7 +162,7 @@ def namespace(name: str, tmp: Path, monkeypatch) -> dict:
     cfg = load_config("demo").replace(results_dir=str(tmp / "results"), seq_len=16, stride=8)
     base = {"np": np, "common": common, "cfg": cfg}
     if name == "01_data":
-        return {**base, "chapter": data_lessons, "abaw": abaw, "K": 32, "S": 16, "dataset": _corpus(tmp)}
+        return {**base, "chapter": data_lessons, "abaw": abaw, "annotations": annotations, "K": 32, "S": 16, "dataset": _corpus(tmp)}
     if name == "02_visual":
         return {**base, "chapter": visual, "valid": np.array([0, 1, 1, 0, 1, 1], bool),
                 "faces": RNG.integers(0, 256, (6, 4, 4, 3), dtype=np.uint8)}
