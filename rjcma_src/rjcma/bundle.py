@@ -46,9 +46,9 @@ class ModelBundle:
 
 def resolve_checkpoint(checkpoint: str | Path | None, cfg: Config) -> Path:
     """The result folder of ``checkpoint`` (a folder, its model.safetensors or model.json); without one, the model
-    ``make book`` trains (:func:`rjcma.train.cv.default_checkpoint`)."""
+    ``make book`` trains (:func:`rjcma.train.results.default_checkpoint`)."""
     if checkpoint in (None, ""):
-        from rjcma.train.cv import default_checkpoint
+        from rjcma.train.results import default_checkpoint
 
         d = default_checkpoint(cfg)
         if not (d / "model.safetensors").is_file() or not (d / "model.json").is_file():
@@ -110,7 +110,8 @@ def load_bundle(checkpoint: str | Path | None = None, sets: list[str] | None = N
     import torch
 
     from rjcma.models.rjcma import fusion_modalities
-    from rjcma.train.loop import config_hash, load_model
+    from rjcma.train.results import config_hash
+    from rjcma.train.saved_model import load_model
 
     if cfg is None:
         from rjcma.config import load_config

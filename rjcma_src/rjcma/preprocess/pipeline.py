@@ -221,7 +221,7 @@ def _asr_device(cfg) -> str:
 # ---- one trial -------------------------------------------------------------------------------------------------
 def _trial_length(trial, fps_info) -> tuple[int, np.ndarray | None]:
     """(N, labels or None). N = annotation rows; test trials: the video's frames (or the highest jpg number)."""
-    from rjcma.data.abaw import read_labels
+    from rjcma.data.annotations import read_labels
 
     if trial.annotation is not None:
         labels = read_labels(trial.annotation)
@@ -298,7 +298,7 @@ class TrialRun:
 
 def open_trial(trial, store, cfg) -> TrialRun:
     """Length and frame rate of a trial (annotation rows; the video's rate) and its meta.json so far."""
-    from rjcma.data.abaw import video_info
+    from rjcma.data.video_info import video_info
 
     vinfo = video_info(trial.video) if trial.video is not None else None
     fps = float(vinfo.fps) if vinfo is not None else DEFAULT_FPS
@@ -325,7 +325,7 @@ def _sig_faces(c: TrialRun) -> dict[str, Any]:
 
 
 def _run_faces(c: TrialRun) -> dict[str, Any]:
-    from rjcma.data.abaw import fit_length, reconcile_length
+    from rjcma.data.annotations import fit_length, reconcile_length
     from rjcma.preprocess.stages import face_backend
     from rjcma.preprocess.video import faces_from_folder, faces_from_video
 
