@@ -42,10 +42,10 @@ from rjcma import __version__
 from rjcma.config import Config
 from rjcma.data.dataset import WindowDataset, collate, make_loader
 from rjcma.data.store import Store
+from rjcma.encoders.build import build_audio_encoder, build_visual_encoder
 from rjcma.errors import RjcmaError
 from rjcma.io import atomic_path, atomic_write_json, atomic_write_text
 from rjcma.models.rjcma import build_model, fusion_modalities, keep_frozen_in_eval
-from rjcma.preprocess import standins
 from rjcma.runtime import deterministic_cuda, fixed_threads, training_precision
 from rjcma.train.checkpoint import STATE_FILE, load_train_state, restore_rng, save_train_state
 from rjcma.train.evaluation import (  # noqa: F401 - re-exported: evaluation used to live here
@@ -79,9 +79,9 @@ def build_trainable(cfg: Config) -> nn.Module:
     mods = fusion_modalities(cfg)
     encoders: dict[str, nn.Module] = {}
     if "visual" in mods:
-        encoders["visual"] = standins.build_visual_encoder(cfg)
+        encoders["visual"] = build_visual_encoder(cfg)
     if "audio" in mods:
-        encoders["audio"] = standins.build_audio_encoder(cfg)
+        encoders["audio"] = build_audio_encoder(cfg)
     model = build_model(cfg, encoders)
     for p in model.encoders.parameters():
         p.requires_grad_(False)
