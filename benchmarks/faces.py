@@ -3,13 +3,13 @@
     python benchmarks/faces.py [--videos 12] [--seconds 6] [--every 2] [--threads 2] [--fit-template]
 
 Two demo corpora are generated in a temporary folder: the book's seed (7), on which ``--fit-template`` fits the
-alignment template and the Haar box layout (the constants in ``rjcma.preprocess.faces``), and another seed (11),
+alignment template and the Haar box layout (the constants in ``rjcma.preprocess.faces.align``), and another seed (11),
 on which everything is measured, so the agreement figures are out of sample. Per subject: the share of frames
 with a visible face (a ``cropped_aligned`` jpg) in which the detector finds a face at that subject's place, and
 the false detections in frames without a visible face. Crop agreement: every detected face is aligned to 48 x 48
 and compared with the corpus's own jpg of that frame resized to 48 x 48 (mean absolute pixel difference, 0-255,
 and pixel correlation), for MTCNN with the fitted template, MTCNN with the ArcFace layout, Haar with the fitted
-box layout and the square Haar crop of ``rjcma.preprocess.video``. Frames per second: one thread pool of
+box layout and a square crop of the Haar box (``rjcma.preprocess.faces.align.crop_square``). Frames per second: one thread pool of
 ``--threads`` cores, the demo's 384 x 288 frames and the same frames scaled to 1280 x 720.
 """
 
@@ -90,24 +90,27 @@ def fit(root: Path, every: int) -> None:
     """Fit TEMPLATE (median MTCNN landmarks in the corpus's 112 x 112 crops) and HAAR_BOX_LANDMARKS."""
     from PIL import Image
 
-    from rjcma.preprocess import faces as F
+    from rjcma.preprocess.faces.align import fit_template
+    from rjcma.preprocess.faces.boxes import iou
+    from rjcma.preprocess.faces.detect import HaarDetector
+    from rjcma.preprocess.faces.mtcnn import MTCNNDetector
 
     def crops():
         for p in sorted((root / "cropped_aligned").glob("*/*.jpg")):
             yield np.asarray(Image.open(p).convert("RGB"))
 
     n_jpg = len(list((root / "cropped_aligned").glob("*/*.jpg")))
-    tpl, n = F.fit_template(crops())
+    tpl, n = fit_template(crops())
     print(f"TEMPLATE: median of MTCNN's landmarks in {n} of {n_jpg} cropped_aligned jpgs")
     print(np.array2string(np.round(tpl, 2), separator=", "))
-    det = {"mtcnn": F.MTCNNDetector(), "haar": F.HaarFaces()}
+    det = {"mtcnn": MTCNNDetector(), "haar": HaarDetector()}
     res = detect_all(root, every, det)
     rel = []
     for v, r in res.items():
         for fm, fh in zip(r["mtcnn"], r["haar"]):
             for h in fh:
-                m = max(fm, key=lambda f: F.box_iou(f.box, h.box), default=None)
-                if m is None or F.box_iou(m.box, h.box) < 0.3:
+                m = max(fm, key=lambda f: iou(f.box, h.box), default=None)
+                if m is None or iou(m.box, h.box) < 0.3:
                     continue
                 x0, y0, x1, y1 = h.box
                 rel.append((m.landmarks - [x0, y0]) / [x1 - x0, y1 - y0])
@@ -116,12 +119,13 @@ def fit(root: Path, every: int) -> None:
 
 
 def measure(root: Path, every: int) -> dict:
-    from rjcma.preprocess import faces as F
-    from rjcma.preprocess import video as V
+    from rjcma.preprocess.faces import align as A
+    from rjcma.preprocess.faces.detect import HaarDetector
+    from rjcma.preprocess.faces.mtcnn import MTCNNDetector
 
-    dets = {"mtcnn": F.MTCNNDetector(), "haar": F.HaarFaces()}
+    dets = {"mtcnn": MTCNNDetector(), "haar": HaarDetector()}
     res = detect_all(root, every, dets)
-    for r in res.values():  # detector="auto": MTCNN, Haar where MTCNN found nothing (faces.MTCNNThenHaar)
+    for r in res.values():  # detector="auto": MTCNN, Haar where MTCNN found nothing (MTCNNThenHaar)
         r["auto"] = [m if m else h for m, h in zip(r["mtcnn"], r["haar"])]
     names = ("mtcnn", "haar", "auto")
     rows, agree = [], {k: [] for k in ("mtcnn_template", "mtcnn_arcface", "haar_template", "haar_square",
@@ -142,13 +146,13 @@ def measure(root: Path, every: int) -> dict:
                         ref = read_jpg48(jpg)
                         crops = {}
                         if name == "auto":
-                            crops["auto_template"] = F.align_face(img, f)
+                            crops["auto_template"] = A.align_face(img, f)
                         elif name == "mtcnn":
-                            crops["mtcnn_template"] = F.align_face(img, f)
-                            crops["mtcnn_arcface"] = F.align_face(img, f, template=F.ARCFACE_TEMPLATE)
+                            crops["mtcnn_template"] = A.align_face(img, f)
+                            crops["mtcnn_arcface"] = A.align_face(img, f, template=A.ARCFACE_TEMPLATE)
                         else:
-                            crops["haar_template"] = F.align_face(img, f)
-                            crops["haar_square"] = V.crop_square(img, V.square_box(f.box))
+                            crops["haar_template"] = A.align_face(img, f)
+                            crops["haar_square"] = A.crop_square(img, A.square_box(f.box))
                         for key, c in crops.items():
                             a, b = c.astype(np.float64).ravel(), ref.astype(np.float64).ravel()
                             agree[key].append((np.abs(a - b).mean(), np.corrcoef(a, b)[0, 1]))
@@ -168,7 +172,8 @@ def speed(root: Path, threads: int) -> list[dict]:
     import cv2
     import torch
 
-    from rjcma.preprocess import faces as F
+    from rjcma.preprocess.faces.detect import HaarDetector, MTCNNThenHaar
+    from rjcma.preprocess.faces.mtcnn import MTCNNDetector
 
     torch.set_num_threads(threads)
     cv2.setNumThreads(threads)
@@ -177,8 +182,8 @@ def speed(root: Path, threads: int) -> list[dict]:
     hd = [cv2.resize(f, (1280, 720), interpolation=cv2.INTER_LINEAR) for f in frames[:32]]
     out = []
     for label, fr in ((f"{frames[0].shape[1]}x{frames[0].shape[0]}", frames), ("1280x720", hd)):
-        m, h = F.MTCNNDetector(), F.HaarFaces()
-        for name, det in (("mtcnn", m), ("haar", h), ("auto", F.MTCNNThenHaar(m, h))):
+        m, h = MTCNNDetector(), HaarDetector()
+        for name, det in (("mtcnn", m), ("haar", h), ("auto", MTCNNThenHaar(m, h))):
             det.detect_batch(fr[:4])  # warm-up
             t = time.perf_counter()
             det.detect_batch(fr)

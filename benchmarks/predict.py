@@ -57,8 +57,9 @@ def clip(video: Path, out: Path, seconds: float = 1.0) -> Path:
 
 def score_one(video: Path, checkpoint: str | None, profile: str, sets: list[str]) -> dict:
     """Score ``video`` in this process: stage seconds, peak RSS (MiB)."""
+    from rjcma.bundle import load_bundle
     from rjcma.config import load_config
-    from rjcma.predict import load_bundle, predict_video
+    from rjcma.predict import predict_video
 
     cfg = load_config(profile, sets)
     t0 = time.perf_counter()

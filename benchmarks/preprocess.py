@@ -35,9 +35,11 @@ def main() -> None:
     from rjcma.data.abaw import find_corpus
     from rjcma.data.annotations import read_labels
     from rjcma.data.video_info import video_info
-    from rjcma.models.backbones import IR50, VGGish, seeded_init
-    from rjcma.preprocess import audio as A
-    from rjcma.preprocess import video as V
+    from rjcma.encoders.logmel import frame_patches, log_mel
+    from rjcma.models.backbones import IR50, VGGish, faces_to_tensor, seeded_init
+    from rjcma.preprocess.audio import load_audio
+    from rjcma.preprocess.faces.folder import faces_from_folder
+    from rjcma.preprocess.faces.stream import faces_from_video
 
     root = Path(args.corpus)
     tmp = None
@@ -62,11 +64,11 @@ def main() -> None:
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        faces, mask, _ = timed("faces: cropped_aligned jpgs -> 48x48", lambda: V.faces_from_folder(trial.faces_dir, N))
-        timed("faces: detect in video (Haar, every frame)", lambda: V.faces_from_video(trial.video, N, info.fps))
-        wav = timed("audio: decode + 16 kHz mono (PyAV)", lambda: A.load_audio(trial.video))
-        L = timed("audio: VGGish log-mel", lambda: A.log_mel(wav, 16000))
-        patches = timed("audio: 96x64 patch per frame", lambda: A.frame_patches(L, info.fps, N, out=np.empty((N, 96, 64), np.float16)))
+        faces, mask, _ = timed("faces: cropped_aligned jpgs -> 48x48", lambda: faces_from_folder(trial.faces_dir, N))
+        timed("faces: detect in video (every frame)", lambda: faces_from_video(trial.video, N, info.fps))
+        wav = timed("audio: decode + 16 kHz mono (PyAV)", lambda: load_audio(trial.video))
+        L = timed("audio: VGGish log-mel", lambda: log_mel(wav, 16000))
+        patches = timed("audio: 96x64 patch per frame", lambda: frame_patches(L, info.fps, N, out=np.empty((N, 96, 64), np.float16)))
 
     dev = torch.device(args.device)
     vis = seeded_init(IR50(), 0).eval().to(dev)
@@ -76,7 +78,7 @@ def main() -> None:
     def run_visual():
         with torch.inference_mode(), ctx():
             for s in range(0, N, args.batch):
-                vis(V.faces_to_tensor(faces[s:s + args.batch]).to(dev))
+                vis(faces_to_tensor(faces[s:s + args.batch]).to(dev))
         if dev.type == "cuda":
             torch.cuda.synchronize()
 

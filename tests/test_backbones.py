@@ -1,4 +1,4 @@
-"""Encoders: IR-50 / VGGish shapes, checkpoint layouts, layer groups, frozen eval mode, stand-ins (preprocess.standins)."""
+"""Encoders: IR-50 / VGGish shapes, checkpoint layouts, layer groups, frozen eval mode, stand-ins (rjcma.encoders)."""
 
 from __future__ import annotations
 
@@ -9,9 +9,10 @@ import pytest
 import torch
 
 from rjcma.config import load_config
+from rjcma.encoders import build
+from rjcma.encoders import standins as S
 from rjcma.errors import MissingAssetError, RjcmaError
 from rjcma.models import backbones as B
-from rjcma.preprocess import standins as S
 
 
 @pytest.fixture(scope="module")
@@ -104,7 +105,7 @@ def test_missing_and_untrusted_weights(tmp_path):
         B.load_ir50(tmp_path / B.IR50_FILE)
     cfg = load_config("demo").replace(weights_dir=str(tmp_path), store=str(tmp_path / "store"))
     with pytest.raises(MissingAssetError, match=B.VGGISH_FILE):
-        S.build_audio_encoder(cfg)
+        build.build_audio_encoder(cfg)
     p = tmp_path / B.VGGISH_FILE
     with open(p, "wb") as f:
         pickle.dump({"x": _Evil()}, f)
@@ -115,7 +116,7 @@ def test_missing_and_untrusted_weights(tmp_path):
 def test_frozen_encoders_stay_in_eval_mode(tmp_path):
     """Running a frozen encoder must not move its batch-norm statistics (the released code let them drift)."""
     cfg = load_config("demo").replace(store=str(tmp_path / "store"), encoder_init="seeded", weights_dir="")
-    enc, info = S.build_visual_encoder(cfg, with_info=True)
+    enc, info = build.build_visual_encoder(cfg, with_info=True)
     assert info.source == "seeded" and not enc.training
     assert not any(p.requires_grad for p in enc.parameters())
     bn = enc.output_layer[0]
@@ -130,8 +131,8 @@ def test_frozen_encoders_stay_in_eval_mode(tmp_path):
 
 def test_stand_in_is_cached_and_deterministic(tmp_path):
     cfg = load_config("demo").replace(store=str(tmp_path / "s"), encoder_init="seeded", weights_dir="")
-    m1, i1 = S.build_audio_encoder(cfg, with_info=True)
-    m2, i2 = S.build_audio_encoder(cfg, with_info=True)
+    m1, i1 = build.build_audio_encoder(cfg, with_info=True)
+    m2, i2 = build.build_audio_encoder(cfg, with_info=True)
     assert i1.path == i2.path and i1.sha256 == i2.sha256 and i1.path.endswith("vggish-seeded-seed0.safetensors")
     other = S.make_stand_in("vggish", "seeded", 0)
     for (k, v), (k2, v2) in zip(m1.state_dict().items(), other.state_dict().items()):
@@ -161,7 +162,7 @@ def test_visual_stand_in_reads_the_expression(tiny_cfg):
     """The demo's visual stand-in is pretrained on expression: on faces it never saw (another seed of the
     pretraining renderer, new identities), a linear read-out of its features recovers smile and eye opening far
     better than from the seeded network it starts from."""
-    enc = S.build_visual_encoder(tiny_cfg)
+    enc = build.build_visual_encoder(tiny_cfg)
     seeded = S.make_stand_in("ir50", "seeded", 0)
     imgs, P = S.pretrain_faces(200, 999)
     r = {}

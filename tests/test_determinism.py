@@ -132,7 +132,7 @@ def test_whisper_decodes_without_sampling(monkeypatch):
 def test_stand_in_build_runs_with_fixed_threads(monkeypatch):
     import torch
 
-    from rjcma.preprocess import standins
+    from rjcma.encoders import standins
 
     seen = []
     monkeypatch.setattr(standins, "_make_stand_in", lambda *a: seen.append(torch.get_num_threads()) or "built")

@@ -1,4 +1,5 @@
-"""Face detection (MTCNN with landmarks, Haar fallback), alignment to the template, tracking over frames.
+"""Face detection (MTCNN with landmarks, Haar fallback) and alignment to the template (tracking over frames:
+test_preprocess_video.py).
 
 Frames are drawn here with the demo corpus's face renderer (no file is read or downloaded). The MTCNN tests need
 the weight files of facenet-pytorch, which ``make setup`` installs with ``--no-deps``.
@@ -15,8 +16,11 @@ import pytest
 from rjcma.data.synth.design import Identity
 from rjcma.data.synth.render import crop_affine, draw_face
 from rjcma.errors import MissingAssetError, RjcmaError
-from rjcma.layout import CROP as SYNTH_CROP
-from rjcma.preprocess import faces as F
+from rjcma.layout import CROP
+from rjcma.preprocess.faces import align as AL
+from rjcma.preprocess.faces import detect as D
+from rjcma.preprocess.faces import mtcnn as M
+from rjcma.preprocess.faces.boxes import Face
 
 LIGHT = (180, 205, 240)  # BGR, the lightest skin of the demo corpus
 DARK = (60, 80, 120)  # BGR, the darkest
@@ -62,7 +66,7 @@ def _drawn_landmarks(st, ident) -> np.ndarray:
 @pytest.fixture(scope="module")
 def mtcnn():
     try:
-        return F.get_detector("mtcnn")
+        return D.get_detector("mtcnn")
     except MissingAssetError as e:  # a missing install step must show, not hide behind a skip
         pytest.fail(f"{e} (make setup installs it)")
 
@@ -74,7 +78,7 @@ def test_mtcnn_finds_the_face_and_its_landmarks(mtcnn):
     faces = mtcnn(_frame([(st, ident)]))
     assert len(faces) == 1
     f = faces[0]
-    assert f.score > 0.9 and f.landmarks.shape == (5, 2) and not f.interpolated
+    assert f.score > 0.9 and f.landmarks.shape == (5, 2)
     x0, y0, x1, y1 = f.box
     assert x0 < 190 < x1 and y0 < 150 < y1 and 60 < f.size < 160
     err = np.linalg.norm(f.landmarks - _drawn_landmarks(st, ident), axis=1)
@@ -103,10 +107,10 @@ def test_darker_skinned_face_is_found(mtcnn):
 def test_batch_gives_the_same_faces_as_single_frames(mtcnn):
     frames = [_frame([(_state(150 + 20 * i, 140, 45), _identity(LIGHT))], seed=i) for i in range(3)]
     frames.append(np.zeros((120, 160, 3), np.uint8))  # another size in the same batch, no face
-    batch = F.detect_faces_batch(frames, detector="mtcnn")
+    batch = D.detect_faces_batch(frames, detector="mtcnn")
     assert len(batch) == 4 and batch[3] == []
     for fr, got in zip(frames[:3], batch[:3]):
-        one = F.detect_faces(fr, detector="mtcnn")
+        one = D.detect_faces(fr, detector="mtcnn")
         assert len(one) == len(got) == 1
         np.testing.assert_allclose(one[0].box, got[0].box, atol=1e-3)
         np.testing.assert_allclose(one[0].landmarks, got[0].landmarks, atol=1e-3)
@@ -114,9 +118,9 @@ def test_batch_gives_the_same_faces_as_single_frames(mtcnn):
 
 def test_bad_frame_is_one_clear_error(mtcnn):
     with pytest.raises(RjcmaError, match="RGB uint8"):
-        F.detect_faces(np.zeros((10, 10), np.uint8), detector="mtcnn")
+        D.detect_faces(np.zeros((10, 10), np.uint8), detector="mtcnn")
     with pytest.raises(RjcmaError, match="unknown"):
-        F.detect_faces(np.zeros((10, 10, 3), np.uint8), detector="retina")
+        D.detect_faces(np.zeros((10, 10, 3), np.uint8), detector="retina")
 
 
 # ---- alignment -------------------------------------------------------------------------------------------------
@@ -125,11 +129,11 @@ def test_similarity_transform_recovers_rotation_scale_shift():
     th, sc, t = 0.4, 1.7, np.array([12.0, -5.0])
     R = sc * np.array([[math.cos(th), -math.sin(th)], [math.sin(th), math.cos(th)]])
     src = rng.uniform(0, 100, (5, 2))
-    M = F.similarity_transform(src, src @ R.T + t)
+    M = AL.similarity_transform(src, src @ R.T + t)
     np.testing.assert_allclose(M[:, :2], R, atol=1e-9)
     np.testing.assert_allclose(M[:, 2], t, atol=1e-9)
     with pytest.raises(RjcmaError):
-        F.similarity_transform(np.ones((5, 2)), src)
+        AL.similarity_transform(np.ones((5, 2)), src)
 
 
 def test_landmarks_land_on_the_template():
@@ -138,21 +142,21 @@ def test_landmarks_land_on_the_template():
 
     th, sc, t = math.radians(20), 2.3, np.array([140.0, 60.0])
     R = sc * np.array([[math.cos(th), -math.sin(th)], [math.sin(th), math.cos(th)]])
-    lm = F.TEMPLATE @ R.T + t  # the face in the frame: template rotated by 20 degrees, 2.3x larger
+    lm = AL.TEMPLATE @ R.T + t  # the face in the frame: template rotated by 20 degrees, 2.3x larger
     img = np.zeros((400, 400, 3), np.uint8)
     for x, y in lm:
         cv2.circle(img, (int(round(x * 16)), int(round(y * 16))), 5 * 16, (255, 255, 255), -1, cv2.LINE_AA, 4)
-    crop = F.align_face(img, F.Face((0, 0, 1, 1), 1.0, lm), size=F.CROP)
-    assert crop.shape == (F.CROP, F.CROP, 3) and crop.dtype == np.uint8
+    crop = AL.align_face(img, Face((0, 0, 1, 1), 1.0, lm), size=CROP)
+    assert crop.shape == (CROP, CROP, 3) and crop.dtype == np.uint8
     g = crop[:, :, 0].astype(np.float64)
-    yy, xx = np.mgrid[: F.CROP, : F.CROP]
-    for tx, ty in F.TEMPLATE:  # centroid of the dot near each template point
+    yy, xx = np.mgrid[: CROP, : CROP]
+    for tx, ty in AL.TEMPLATE:  # centroid of the dot near each template point
         win = (np.abs(xx - tx) < 6) & (np.abs(yy - ty) < 6)
         w = g * win
         assert w.sum() > 0
         cx, cy = (w * xx).sum() / w.sum(), (w * yy).sum() / w.sum()
         assert abs(cx - tx) < 0.6 and abs(cy - ty) < 0.6, (cx, cy, tx, ty)
-    small = F.align_face(img, F.Face((0, 0, 1, 1), 1.0, lm))
+    small = AL.align_face(img, Face((0, 0, 1, 1), 1.0, lm))
     assert small.shape == (48, 48, 3)
 
 
@@ -161,18 +165,16 @@ def test_aligned_crop_matches_the_corpus_framing(mtcnn):
     square Haar-style box crop of the same detection."""
     import cv2
 
-    from rjcma.preprocess import video as V
-
     ident = _identity((120, 160, 210))
     st = _state(190, 150, 54, roll=8.0)
     bgr = _frame([(st, ident)], seed=2)[:, :, ::-1]
     A = crop_affine(st["cx"], st["cy"], st["r"], st["roll"])
-    ref = cv2.warpAffine(np.ascontiguousarray(bgr), A, (SYNTH_CROP, SYNTH_CROP), flags=cv2.INTER_LINEAR,
+    ref = cv2.warpAffine(np.ascontiguousarray(bgr), A, (CROP, CROP), flags=cv2.INTER_LINEAR,
                          borderMode=cv2.BORDER_REPLICATE)[:, :, ::-1]
     rgb = np.ascontiguousarray(bgr[:, :, ::-1])
     f = mtcnn(rgb)[0]
-    aligned = F.align_face(rgb, f, size=F.CROP).astype(np.float64)
-    square = V.crop_square(rgb, V.square_box(f.box), F.CROP).astype(np.float64)
+    aligned = AL.align_face(rgb, f, size=CROP).astype(np.float64)
+    square = AL.crop_square(rgb, AL.square_box(f.box), CROP).astype(np.float64)
     mad_aligned = np.abs(aligned - ref).mean()
     mad_square = np.abs(square - ref).mean()
     assert mad_aligned < 12 and mad_aligned < 0.7 * mad_square, (mad_aligned, mad_square)
@@ -180,45 +182,45 @@ def test_aligned_crop_matches_the_corpus_framing(mtcnn):
 
 def test_haar_face_gets_the_same_framing_from_its_box():
     x0, y0, w, h = 100.0, 50.0, 80.0, 80.0
-    f = F.Face((x0, y0, x0 + w, y0 + h), 1.0, None)
-    lm = F.face_landmarks(f)
-    np.testing.assert_allclose(lm, [x0, y0] + F.HAAR_BOX_LANDMARKS * [w, h])
-    M = F.alignment_matrix(f)
+    f = Face((x0, y0, x0 + w, y0 + h), 1.0, None)
+    lm = AL.face_landmarks(f)
+    np.testing.assert_allclose(lm, [x0, y0] + AL.HAAR_BOX_LANDMARKS * [w, h])
+    M = AL.alignment_matrix(f)
     assert abs(M[0, 1]) < 0.02 * abs(M[0, 0])  # nearly no rotation from a box
-    assert F.align_face(np.zeros((300, 300, 3), np.uint8), f).shape == (48, 48, 3)
+    assert AL.align_face(np.zeros((300, 300, 3), np.uint8), f).shape == (48, 48, 3)
 
 
 # ---- Haar fallback ---------------------------------------------------------------------------------------------
 def test_haar_fallback_when_the_weights_are_missing(tmp_path, monkeypatch):
-    monkeypatch.setattr(F, "_facenet_pytorch_data", lambda: tmp_path / "none")
-    monkeypatch.delenv(F.WEIGHTS_ENV, raising=False)
-    monkeypatch.setattr(F, "_CACHE", {})
-    monkeypatch.setattr(F, "_WARNED", set())
+    monkeypatch.setattr(M, "_facenet_pytorch_data", lambda: tmp_path / "none")
+    monkeypatch.delenv(M.WEIGHTS_ENV, raising=False)
+    monkeypatch.setattr(D, "_CACHE", {})
+    monkeypatch.setattr(D, "_WARNED", set())
     with pytest.raises(MissingAssetError, match="--no-deps facenet-pytorch"):
-        F.get_detector("mtcnn")
+        D.get_detector("mtcnn")
     frame = _frame([(_state(190, 150, 60), _identity(LIGHT))])
     with pytest.warns(UserWarning, match="Haar"):
-        faces = F.detect_faces(frame, detector="auto")
-    assert isinstance(F.get_detector("auto"), F.HaarFaces)
+        faces = D.detect_faces(frame, detector="auto")
+    assert isinstance(D.get_detector("auto"), D.HaarDetector)
     assert all(f.landmarks is None for f in faces)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # warned once per process, not per frame
-        F.detect_faces_batch([frame, frame], detector="auto")
+        D.detect_faces_batch([frame, frame], detector="auto")
 
 
 def test_auto_asks_haar_only_where_mtcnn_found_nothing():
     class Stub:
         def detect_batch(self, frames):
-            return [[F.Face((0, 0, 10, 10), 0.9, np.zeros((5, 2)))], []]
+            return [[Face((0, 0, 10, 10), 0.9, np.zeros((5, 2)))], []]
 
     class Haar:
         calls = 0
 
         def __call__(self, frame):
             Haar.calls += 1
-            return [F.Face((5, 5, 50, 50), 1.0, None)]
+            return [Face((5, 5, 50, 50), 1.0, None)]
 
-    out = F.MTCNNThenHaar(Stub(), Haar()).detect_batch([np.zeros((60, 60, 3), np.uint8)] * 2)
+    out = D.MTCNNThenHaar(Stub(), Haar()).detect_batch([np.zeros((60, 60, 3), np.uint8)] * 2)
     assert out[0][0].landmarks is not None and out[1][0].landmarks is None and Haar.calls == 1
 
 
@@ -227,7 +229,7 @@ def test_wrong_weight_file_is_one_clear_error(tmp_path):
 
     from rjcma.models.mtcnn import load_mtcnn
 
-    src = F.mtcnn_weights_dir()
+    src = M.mtcnn_weights_dir()
     for name in ("pnet.pt", "rnet.pt", "onet.pt"):
         (tmp_path / name).write_bytes((src / name).read_bytes())
     torch.save({"conv1.weight": torch.zeros(1)}, tmp_path / "rnet.pt")
@@ -236,47 +238,3 @@ def test_wrong_weight_file_is_one_clear_error(tmp_path):
     (tmp_path / "onet.pt").unlink()
     with pytest.raises(MissingAssetError, match="onet.pt"):
         load_mtcnn(tmp_path)
-
-
-# ---- tracking --------------------------------------------------------------------------------------------------
-def _box(cx, cy, s=60.0):
-    return F.Face((cx - s / 2, cy - s / 2, cx + s / 2, cy + s / 2), 0.99, None)
-
-
-def test_tracker_keeps_two_people_apart_and_bridges_short_gaps():
-    tr = F.FaceTracker(max_gap=4)
-    for k in range(30):
-        left, right = _box(100 + k, 120), _box(300 - k, 125 + 0.5 * k)
-        faces = [right] if 10 <= k < 13 else [right, left]  # left missing 3 frames; detector order not by side
-        if k == 20:
-            faces.append(_box(200, 250, 30))  # a one-frame false detection
-        tr.update(k, faces)
-    tracks = tr.tracks()
-    assert sorted(tracks) == [0, 1]
-    assert sorted(tracks[0]) == list(range(30)) and sorted(tracks[1]) == list(range(30))
-    for k in range(30):
-        assert tracks[0][k].centre[0] < 150 and tracks[1][k].centre[0] > 250  # ids never swap
-    assert [k for k, f in tracks[0].items() if f.interpolated] == [10, 11, 12]
-    np.testing.assert_allclose(tracks[0][11].centre, (111, 120), atol=1e-6)
-    assert not any(f.interpolated for f in tracks[1].values())
-
-
-def test_tracker_orders_by_first_appearance_and_splits_long_gaps():
-    tr = F.FaceTracker(max_gap=2)
-    for k in range(5):
-        tr.update(k, [_box(300, 100)])
-    for k in range(5, 10):
-        tr.update(k, [_box(300, 100), _box(80, 100)])  # a second person enters on the left later
-    for k in range(20, 25):
-        tr.update(k, [_box(300, 100)])  # the first one returns after a long gap: a new track
-    t = tr.tracks()
-    assert [sorted(v)[0] for v in t.values()] == [0, 5, 20]
-    assert t[0][0].centre[0] == 300 and t[1][5].centre[0] == 80
-    with pytest.raises(RjcmaError, match="increasing order"):
-        tr.update(3, [])
-
-
-def test_tracker_keeps_a_face_of_a_one_frame_video():
-    tr = F.FaceTracker()
-    tr.update(0, [_box(50, 50)])
-    assert list(tr.tracks()) == [0]

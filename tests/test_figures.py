@@ -16,7 +16,7 @@ from matplotlib.figure import Figure
 from rjcma.data.words import Word
 from rjcma.figures import attention, audio, data, encoders, inference, paper_vs_code, results, tcn, text, training
 from rjcma.figures import visual
-from rjcma.predict import PredictionResult
+from rjcma.predict_outputs import PredictionResult
 from rjcma.results_tables import Table
 from rjcma.train.recipe import Recipe, simulate
 
@@ -177,7 +177,7 @@ def test_rendering_the_predict_png_keeps_the_notebook_backend(tmp_path):
     code = (
         "import matplotlib, numpy as np\n"
         "from pathlib import Path\n"
-        "from rjcma.predict import PredictionResult\n"
+        "from rjcma.predict_outputs import PredictionResult\n"
         "from rjcma.report import png_bytes\n"
         "t = np.arange(50) / 25.0\n"
         "r = PredictionResult(Path('v.mp4'), t, [np.zeros((50, 2))], [np.ones(50, bool)], np.zeros(50, bool),"

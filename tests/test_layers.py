@@ -1,14 +1,17 @@
-"""The package's layers hold: every import between its modules points down (or stays inside one layer).
+"""The package's layers hold: every import between its modules points down (or stays inside one layer), and no
+import path leads from a module back to itself.
 
     base      config, runtime, io, errors, metrics, layout, paper_numbers, fusions, assets (and the package itself)
       ↑
     data      models        two siblings: they never import each other (models take tensors; the data layer
       ↑         ↑           serves any trainer)
-    preprocess              runs the frozen encoders, so it uses both
+    encoders                the frozen frame encoders: weights (released or stand-ins, whose pretraining draws with
+      ↑                     the demo renderer), VGGish's front end, strided encoding; so it uses both
+    preprocess              a video to per-frame inputs (the route), the feature store
       ↑
-    train
+    train                   end-to-end training builds its encoders from the encoders layer
       ↑
-    apps      cli, predict, book, figures, results_tables, report, lessons, reference, bundle
+    apps      cli, predict, predict_outputs, book, figures, results_tables, report, lessons, reference, bundle
 
 The graph is read from the source with ``ast``: every ``import`` and ``from … import`` of a package module, at the top
 of a file or inside a function, ``if TYPE_CHECKING`` blocks included (a type-only arrow is still an arrow). Third-party
@@ -31,12 +34,13 @@ LAYER_OF = {
     "__init__": "base", "config": "base", "io": "base", "errors": "base", "metrics": "base", "layout": "base",
     "paper_numbers": "base", "fusions": "base", "assets": "base", "runtime": "base",
     "data": "data", "models": "models",
+    "encoders": "encoders",
     "preprocess": "preprocess",
     "train": "train",
-    "cli": "apps", "predict": "apps", "book": "apps", "figures": "apps", "results_tables": "apps", "report": "apps",
-    "lessons": "apps", "reference": "apps", "bundle": "apps",
+    "cli": "apps", "predict": "apps", "predict_outputs": "apps", "book": "apps", "figures": "apps",
+    "results_tables": "apps", "report": "apps", "lessons": "apps", "reference": "apps", "bundle": "apps",
 }
-RANK = {"base": 0, "data": 1, "models": 1, "preprocess": 2, "train": 3, "apps": 4}
+RANK = {"base": 0, "data": 1, "models": 1, "encoders": 2, "preprocess": 3, "train": 4, "apps": 5}
 
 
 def module_name(path: Path) -> str:
@@ -109,15 +113,63 @@ def test_imports_follow_the_layers():
     assert not bad, "imports against the layers:\n" + "\n".join(bad)
 
 
+def import_graph() -> dict[str, set[str]]:
+    """Module -> the package modules it imports (anywhere in the file)."""
+    mods = package_modules()
+    known = set(mods)
+    return {src: {dst for _, dst in imported_modules(path, src, known) if dst in known and dst != src}
+            for src, path in mods.items()}
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected groups of more than one module (each holds a circle of imports)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    out: list[list[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        for w in sorted(graph.get(v, ())):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            group = []
+            while True:
+                w = stack.pop()
+                group.append(w)
+                if w == v:
+                    break
+            if len(group) > 1:
+                out.append(sorted(group))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return out
+
+
+def test_no_circle_of_imports():
+    found = cycles(import_graph())
+    assert not found, "modules that import each other, directly or around a circle: " + "; ".join(map(str, found))
+
+
 # ---- the checker itself -------------------------------------------------------------------------------------------
 @pytest.mark.parametrize(
     ("src", "dst", "ok"),
     [
         ("rjcma.models.backbones", "rjcma.config", True),
         ("rjcma.data.store", "rjcma.io", True),
-        ("rjcma.preprocess.standins", "rjcma.data.synth.render", True),
-        ("rjcma.preprocess.standins", "rjcma.models.backbones", True),
-        ("rjcma.train.loop", "rjcma.preprocess.standins", True),
+        ("rjcma.encoders.standins", "rjcma.data.synth.render", True),
+        ("rjcma.encoders.standins", "rjcma.models.backbones", True),
+        ("rjcma.train.loop", "rjcma.encoders.build", True),
+        ("rjcma.preprocess.route", "rjcma.encoders.encode", True),
+        ("rjcma.encoders.logmel", "rjcma.preprocess.audio", False),  # the front end sits below the decoding
+        ("rjcma.models.backbones", "rjcma.encoders.build", False),
         ("rjcma.predict", "rjcma.train.loop", True),
         ("rjcma.data.synth.mux", "rjcma.data.synth.truth", True),
         ("rjcma.models.backbones", "rjcma.data.synth", False),  # siblings
@@ -130,6 +182,12 @@ def test_imports_follow_the_layers():
 )
 def test_arrow_rule(src, dst, ok):
     assert arrow_allowed(src, dst) is ok
+
+
+def test_cycle_finder():
+    g = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}, "e": set()}
+    assert cycles(g) == [["a", "b", "c"]]
+    assert cycles({"a": {"b"}, "b": set()}) == []
 
 
 def test_the_walk_sees_local_relative_and_type_checking_imports(tmp_path):

@@ -108,21 +108,21 @@ def test_one_failing_trial_does_not_stop_the_others(store_copy, monkeypatch, cap
     victim = names[-1]
     for n in names:  # force the faces stage to rerun everywhere
         shutil.rmtree(dst / n)
-    import rjcma.preprocess.video as V
+    from rjcma.preprocess import route as R
 
-    real = V.faces_from_folder
+    real = R.faces_from_folder
 
     def flaky(faces_dir, n_rows, size=48):
         if Path(faces_dir).name == victim:
             raise RuntimeError("simulated crash")
         return real(faces_dir, n_rows, size)
 
-    monkeypatch.setattr(V, "faces_from_folder", flaky)
+    monkeypatch.setattr(R, "faces_from_folder", flaky)
     r = P.preprocess_corpus(cfg, progress=False, stages="labels,faces")
     assert not r.ok and list(r.failed) == [victim] and "simulated crash" in r.failed[victim]
     assert sorted(r.done) == sorted(n for n in names if n != victim)
     assert (dst / victim / "labels.npy").exists()  # stages finished before the crash are kept
-    monkeypatch.setattr(V, "faces_from_folder", real)
+    monkeypatch.setattr(R, "faces_from_folder", real)
     r2 = P.preprocess_corpus(cfg, progress=False, stages="labels,faces")
     assert r2.ok and r2.done == [victim]  # only the missing work is redone
 

@@ -164,15 +164,17 @@ def test_faces_are_encoded_as_they_are_cut(real, ckpt):  # noqa: F811
     store's rows only. Same people, same masks, and the same features as encoding every kept face afterwards."""
     from functools import partial
 
+    from rjcma.bundle import load_bundle
+    from rjcma.encoders.encode import FaceEncoder, encode_rows
     from rjcma.models.backbones import encode_faces
-    from rjcma.predict import ENCODER_BATCH, _FaceEncoder, load_bundle
-    from rjcma.preprocess.encoders import encode_rows
-    from rjcma.preprocess.stages import faces_at
+    from rjcma.predict import ENCODER_BATCH
+    from rjcma.preprocess.faces.stream import faces_at
 
     b = load_bundle(ckpt)
     vi = b.encoder_info["visual"]
     kept = faces_at(real["two_people"], None, 48, 6)
-    sink = _FaceEncoder(b)
+    sink = FaceEncoder(b.encoders["visual"], encode_faces, vi["dim"], vi["frame_stride"], b.precision, 48,
+                       ENCODER_BATCH)
     streamed = faces_at(real["two_people"], None, 48, 6, sink=sink)
     n = len(streamed.frame_times)
     sink.finish(n)
@@ -182,11 +184,14 @@ def test_faces_are_encoded_as_they_are_cut(real, ckpt):  # noqa: F811
         want = encode_rows(b.encoders["visual"], partial(encode_faces, batch=ENCODER_BATCH), lambda r: a.faces[r], n,
                            vi["dim"], vi["frame_stride"], b.precision)
         assert np.array_equal(sink.features(s.track, n), want)
+    black = encode_rows(b.encoders["visual"], partial(encode_faces, batch=ENCODER_BATCH),
+                        lambda r: np.zeros((1, 48, 48, 3), np.uint8), 1, vi["dim"], 1, b.precision, threads=0)
+    assert np.array_equal(sink.features(None, n), np.broadcast_to(black, (n, vi["dim"])))  # nobody: black faces
 
 
 def test_long_tracks_are_recognised_in_pieces_cut_in_pauses():
     """A track longer than ASR_PIECE_S is cut into pieces no longer than that, end to end, each cut in a pause."""
-    from rjcma.predict import ASR_PIECE_S, _pieces
+    from rjcma.preprocess.transcript import ASR_PIECE_S, pieces
 
     sr = 16000
     rng = np.random.default_rng(0)
@@ -195,10 +200,10 @@ def test_long_tracks_are_recognised_in_pieces_cut_in_pauses():
     pauses = [int(s * sr) for s in (ASR_PIECE_S - 7.0, 2 * ASR_PIECE_S - 15.0, 3 * ASR_PIECE_S - 30.0)]
     for p in pauses:
         wav[p:p + sr // 2] = 0.0
-    pieces = _pieces(wav, sr)
-    assert pieces[0][0] == 0 and pieces[-1][1] == len(wav) and len(pieces) == 4
-    assert all(a[1] == b[0] for a, b in zip(pieces, pieces[1:]))
-    assert all(0 < e - a <= ASR_PIECE_S * sr for a, e in pieces)
-    for (_, cut), p in zip(pieces, pauses):
+    cuts = pieces(wav, sr)
+    assert cuts[0][0] == 0 and cuts[-1][1] == len(wav) and len(cuts) == 4
+    assert all(a[1] == b[0] for a, b in zip(cuts, cuts[1:]))
+    assert all(0 < e - a <= ASR_PIECE_S * sr for a, e in cuts)
+    for (_, cut), p in zip(cuts, pauses):
         assert p <= cut < p + sr // 2
-    assert _pieces(wav[: int(ASR_PIECE_S * sr)], sr) == [(0, int(ASR_PIECE_S * sr))]  # short tracks: one piece
+    assert pieces(wav[: int(ASR_PIECE_S * sr)], sr) == [(0, int(ASR_PIECE_S * sr))]  # short tracks: one piece

@@ -1,4 +1,5 @@
-"""Audio stage: 16 kHz decoding, the VGGish log-mel front end (against an independent transcription), patches."""
+"""Audio stage: 16 kHz decoding, the VGGish log-mel front end (against an independent transcription), patches, voice
+activity."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import numpy as np
 import pytest
 
 from rjcma.errors import RjcmaError
+from rjcma.encoders import logmel as LM
 from rjcma.preprocess import audio as A
 
 
@@ -47,7 +49,7 @@ def test_log_mel_matches_independent_transcription():
     t = np.arange(16000 * 2) / 16000
     x = 0.3 * np.sin(2 * np.pi * 440 * t) + 0.05 * rng.standard_normal(len(t))
     x = np.round(x * 32767) / 32768.0  # int16-representable, as ffmpeg output
-    got = A.log_mel(x, 16000)
+    got = LM.log_mel(x, 16000)
     ref = _reference_log_mel(x)
     assert got.shape == ref.shape == (1 + (len(x) - 400) // 160, 64)
     np.testing.assert_allclose(got, ref, rtol=0, atol=2e-5)
@@ -57,20 +59,20 @@ def test_log_mel_int16_and_resampling():
     t = np.arange(44100) / 44100
     x = 0.5 * np.sin(2 * np.pi * 1000 * t)
     pcm16 = np.round(np.sin(2 * np.pi * 1000 * np.arange(16000) / 16000) * 16384).astype(np.int16)
-    a = A.log_mel(pcm16, 16000)  # int16 is divided by 32768
-    b = A.log_mel(pcm16.astype(np.float64) / 32768.0, 16000)
+    a = LM.log_mel(pcm16, 16000)  # int16 is divided by 32768
+    b = LM.log_mel(pcm16.astype(np.float64) / 32768.0, 16000)
     np.testing.assert_allclose(a, b, atol=1e-6)
-    r = A.log_mel(x, 44100)  # resampled to 16 kHz first: 1 s -> ~98 frames, peak band near 1 kHz
+    r = LM.log_mel(x, 44100)  # resampled to 16 kHz first: 1 s -> ~98 frames, peak band near 1 kHz
     assert abs(r.shape[0] - 98) <= 1
-    peak_hz = 700 * (math.exp(np.linspace(A._hertz_to_mel(125), A._hertz_to_mel(7500), 66)[1 + r.mean(0).argmax()] / 1127) - 1)
+    peak_hz = 700 * (math.exp(np.linspace(LM._hertz_to_mel(125), LM._hertz_to_mel(7500), 66)[1 + r.mean(0).argmax()] / 1127) - 1)
     assert 850 < peak_hz < 1150
 
 
 def test_silence_and_short_input():
-    L = A.log_mel(np.zeros(16000), 16000)
+    L = LM.log_mel(np.zeros(16000), 16000)
     assert np.allclose(L, math.log(0.01))
-    assert A.log_mel(np.zeros(100), 16000).shape == (0, 64)
-    P = A.frame_patches(A.log_mel(np.zeros(1000), 16000), 25.0, 3)  # shorter than a patch: padded with log(0.01)
+    assert LM.log_mel(np.zeros(100), 16000).shape == (0, 64)
+    P = LM.frame_patches(LM.log_mel(np.zeros(1000), 16000), 25.0, 3)  # shorter than a patch: padded with log(0.01)
     assert P.shape == (3, 96, 64) and np.allclose(P, math.log(0.01))
 
 
@@ -79,7 +81,7 @@ def test_frame_patches_start_and_tail(fps):
     T = 700
     L = np.arange(T, dtype=np.float32)[:, None].repeat(64, 1)  # row value = its index
     n = int(T / 100 * fps) + 5  # more frames than the audio covers
-    P = A.frame_patches(L, fps, n)
+    P = LM.frame_patches(L, fps, n)
     assert P.shape == (n, 96, 64)
     for i in range(n):
         s = min(int(round(i * 100 / fps)), T - 96)
@@ -139,3 +141,25 @@ def test_bad_files_name_the_file(tmp_path, content):
         A.load_audio(p)
     with pytest.raises(RjcmaError, match="nothere.mp4"):
         A.load_audio(tmp_path / "nothere.mp4")
+
+
+def test_speech_at_is_sound_or_a_word():
+    """Evidence of the audio and text modalities: sound within ±0.15 s of a frame's time (above -45 dBFS), or a word
+    spoken then (start < t <= end); long tracks summed in chunks give the same answer."""
+    from rjcma.data.words import Word
+
+    sr = 16000
+    wav = np.zeros(3 * sr, np.float32)
+    wav[sr:2 * sr] = 0.1 * np.sin(2 * np.pi * 300 * np.arange(sr) / sr)  # -23 dBFS between 1 s and 2 s
+    wav[2 * sr + 4000:2 * sr + 4400] = 0.001  # -60 dBFS: not sound
+    times = np.arange(30) / 10
+    got = A.speech_at(wav, sr, times)
+    assert got.tolist() == [0.85 < t < 2.15 for t in times]
+    words = [Word(2.4, 2.6, "hi")]
+    with_word = A.speech_at(wav, sr, times, words)
+    assert with_word.tolist() == [g or 2.4 < t <= 2.6 for g, t in zip(got, times)]
+    assert not A.speech_at(np.zeros(0, np.float32), sr, times).any()
+    x = np.random.default_rng(0).normal(0, 0.1, 50_000).astype(np.float32)
+    idx = np.array([0, 1, 999, 30_000, 50_000])
+    np.testing.assert_allclose(A._energy_before(x, idx, chunk=4096), [np.sum(x[:j].astype(np.float64) ** 2)
+                                                                      for j in idx], rtol=1e-12)

@@ -31,7 +31,7 @@ def _video(path: Path, seconds: float = 4.0, fps: int = 25) -> Path:
 
 
 def _result(video: Path, n: int = 100, fps: float = 25.0):
-    from rjcma.predict import PredictionResult
+    from rjcma.predict_outputs import PredictionResult
 
     t = np.arange(n) / fps
     faces = [np.r_[np.ones(n // 2, bool), np.zeros(n - n // 2, bool)], np.ones(n, bool)]

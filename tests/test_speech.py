@@ -19,9 +19,10 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
+from rjcma.encoders.logmel import resample
 from rjcma.errors import MissingAssetError, RjcmaError
 from rjcma.preprocess import speech
-from rjcma.preprocess.speech import resample, transcribe
+from rjcma.preprocess.speech import transcribe
 
 SENTENCE = "The quick brown fox jumps over the lazy dog. Then it runs into the forest and sleeps until morning."
 

@@ -1,4 +1,4 @@
-"""Text modality: punctuation re-alignment, BERT-family word features, words → frames, words.csv.
+"""Text modality: punctuation re-alignment, BERT-family word features, words → frame times, words.csv.
 
 Covers defects 3 (punctuation marks dropped), 4 (final token/word dropped) and 7 (normalisation
 statistics from each partition instead of the training set).
@@ -13,10 +13,11 @@ import shutil
 import numpy as np
 import pytest
 
+from rjcma.data.words import Word, read_words_csv, write_words_csv
 from rjcma.errors import MissingAssetError, RjcmaError
 from rjcma.models import text_encoder
 from rjcma.preprocess import punctuation, text
-from rjcma.preprocess.speech import Transcript, Word
+from rjcma.preprocess.speech import Transcript
 
 
 def _words(tokens: list[str], step: float = 0.5, dur: float = 0.4) -> list[Word]:
@@ -131,7 +132,7 @@ def test_final_word_kept(enc):
     v = text.word_features(ws, encoder=enc)
     assert len(v) == len(ws) and np.all(np.linalg.norm(v, axis=1) > 1)
     np.testing.assert_allclose(v[-1], _direct(enc, toks)[-1], rtol=1e-4, atol=1e-4)
-    frames = text.words_to_frames(ws, v, fps=10, n_frames=30)
+    frames = text.words_at(ws, v, np.arange(30) / 10)
     np.testing.assert_array_equal(frames[int(ws[-1].end * 10)], v[-1])  # the last word reaches its frames
 
 
@@ -180,49 +181,61 @@ def test_word_features_empty_and_odd_words(enc):
     assert v.shape == (4, enc.dim) and np.all(np.linalg.norm(v, axis=1) > 0)
 
 
-# ---- words to frames ------------------------------------------------------------------------------
-def test_words_to_frames_boundaries():
+# ---- words at frame times -------------------------------------------------------------------------
+def test_words_at_boundaries():
     ws = [Word(0.1, 0.3, "a"), Word(0.25, 0.5, "b"), Word(0.7, 0.7, "c"), Word(0.9, 1.5, "d")]
     vec = np.array([[1.0], [2.0], [3.0], [4.0]], np.float32)
-    f = text.words_to_frames(ws, vec, fps=10, n_frames=12)  # t = 0.0, 0.1, ..., 1.1
+    times = np.arange(12) / 10  # t = 0.0, 0.1, ..., 1.1
+    f = text.words_at(ws, vec, times)
     # t=0.1 is not > start 0.1; 0.2, 0.3 → a (first match wins at 0.3); 0.4, 0.5 → b; 0.7 zero-length → none;
     # t=0.9 is not > start 0.9; 1.0, 1.1 → d
     assert f[:, 0].tolist() == [0, 0, 1, 1, 2, 2, 0, 0, 0, 0, 4, 4]
     assert f.shape == (12, 1) and f.dtype == np.float32
-    assert text.frame_word_index(ws, 10, 12).tolist() == [-1, -1, 0, 0, 1, 1, -1, -1, -1, -1, 3, 3]
+    assert text.word_index_at(ws, times).tolist() == [-1, -1, 0, 0, 1, 1, -1, -1, -1, -1, 3, 3]
+    # uneven times (a variable frame rate) follow the same rule
+    vfr = np.array([0.0, 0.12, 0.26, 0.31, 0.6, 0.95, 1.4])
+    assert text.word_index_at(ws, vfr).tolist() == [-1, 0, 0, 1, -1, 3, 3]
 
 
-def test_words_to_frames_no_words_and_errors():
-    assert not text.words_to_frames([], np.zeros((0, 8), np.float32), 30.0, 5).any()
-    assert text.words_to_frames([], np.zeros((0, 8), np.float32), 30.0, 5).shape == (5, 8)
+def test_words_at_no_words_and_errors():
+    assert not text.words_at([], np.zeros((0, 8), np.float32), np.arange(5) / 30).any()
+    assert text.words_at([], np.zeros((0, 8), np.float32), np.arange(5) / 30).shape == (5, 8)
     with pytest.raises(ValueError):
-        text.words_to_frames([Word(0, 1, "a")], np.zeros((2, 8)), 30.0, 5)
-    with pytest.raises(RjcmaError):
-        text.words_to_frames([Word(0, 1, "a")], np.zeros((1, 8)), 0.0, 5)
+        text.words_at([Word(0, 1, "a")], np.zeros((2, 8)), np.arange(5) / 30)
+
+
+def test_text_at_is_word_features_at_the_times_as_stored(enc):
+    ws = _words("so this is how it ends".split())
+    times = np.arange(90) / 30
+    X = text.text_at(ws, times)
+    assert X.dtype == np.float16 and X.shape == (90, enc.dim) and X.any()
+    np.testing.assert_array_equal(X, text.words_at(ws, text.word_features(ws, encoder=enc), times).astype(np.float16))
+    none = text.text_at([], times)
+    assert none.shape == (90, enc.dim) and not none.any()
 
 
 # ---- words.csv -------------------------------------------------------------------------------------
 def test_words_csv_round_trip(tmp_path):
     ws = [Word(0.0, 0.42, "hello", 0.5, 'Hello,'), Word(0.5, 0.9, "say", 1.0, '"say":'), Word(1.0, 1.2, "x", 0.0)]
     p = tmp_path / "t" / "words.csv"
-    text.write_words_csv(p, ws)
+    write_words_csv(p, ws)
     assert p.read_text().splitlines()[0] == "start,end,word,confidence,punctuated"
-    assert text.read_words_csv(p) == ws
+    assert read_words_csv(p) == ws
     assert not [f for f in os.listdir(p.parent) if f.endswith(".tmp")]
-    text.write_words_csv(p, [])
-    assert text.read_words_csv(p) == []
+    write_words_csv(p, [])
+    assert read_words_csv(p) == []
 
 
 def test_words_csv_errors_name_file_and_line(tmp_path):
     p = tmp_path / "words.csv"
     p.write_text("start,end,word,confidence,punctuated\n0.0,0.5,hi,1.0,hi\n0.6,abc,there,1.0,there\n")
     with pytest.raises(RjcmaError, match=r"words\.csv:3:"):
-        text.read_words_csv(p)
+        read_words_csv(p)
     p.write_text("a,b\n")
     with pytest.raises(RjcmaError, match=r"words\.csv:1: header"):
-        text.read_words_csv(p)
+        read_words_csv(p)
     with pytest.raises(RjcmaError, match="missing"):
-        text.read_words_csv(tmp_path / "none.csv")
+        read_words_csv(tmp_path / "none.csv")
 
 
 # ---- normalisation (defect 7) ---------------------------------------------------------------------

@@ -3,7 +3,7 @@
 Everything that shapes the model's inputs comes from the checkpoint (``model.safetensors`` + ``model.json``): K and
 the stride, the modalities, the encoders (the stand-in weights in the training store's ``_encoders/`` or the
 pretrained files of ``preprocess.weights_dir``, checked against the SHA-256 recorded in the store's meta.json,
-:mod:`rjcma.preprocess.encoders`), their precision and frame stride, the text model and the training-set text
+:mod:`rjcma.encoders.frozen`), their precision and frame stride, the text model and the training-set text
 statistics. Encoder weights that cannot be found are an error, never a silent substitute.
 """
 
@@ -15,10 +15,16 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
-from rjcma.config import Config
+from rjcma.config import Config, load_config
+from rjcma.encoders.frozen import frozen_encoder
 from rjcma.errors import RjcmaError
-from rjcma.preprocess.encoders import frozen_encoder
+from rjcma.models.rjcma import fusion_modalities
+from rjcma.models.text_encoder import load_text_encoder
+from rjcma.preprocess import speech
+from rjcma.train.results import config_hash, default_checkpoint
+from rjcma.train.saved_model import load_model
 
 
 @dataclass
@@ -48,8 +54,6 @@ def resolve_checkpoint(checkpoint: str | Path | None, cfg: Config) -> Path:
     """The result folder of ``checkpoint`` (a folder, its model.safetensors or model.json); without one, the model
     ``make book`` trains (:func:`rjcma.train.results.default_checkpoint`)."""
     if checkpoint in (None, ""):
-        from rjcma.train.results import default_checkpoint
-
         d = default_checkpoint(cfg)
         if not (d / "model.safetensors").is_file() or not (d / "model.json").is_file():
             raise RjcmaError(
@@ -107,15 +111,7 @@ def load_bundle(checkpoint: str | Path | None = None, sets: list[str] | None = N
     ``sets`` (``key=value``) override the checkpoint's config; an override of K or a width that disagrees with
     the checkpoint is an error naming both values.
     """
-    import torch
-
-    from rjcma.models.rjcma import fusion_modalities
-    from rjcma.train.results import config_hash
-    from rjcma.train.saved_model import load_model
-
     if cfg is None:
-        from rjcma.config import load_config
-
         cfg = load_config(profile, sets)
     folder = resolve_checkpoint(checkpoint, cfg)
     _, saved = _checkpoint_config(folder)
@@ -153,9 +149,6 @@ def load_bundle(checkpoint: str | Path | None = None, sets: list[str] | None = N
                                              "source": "fine-tuned, inside the checkpoint",
                                              "path": str(folder / "model.safetensors")}
     if "text" in mods:
-        from rjcma.models.text_encoder import load_text_encoder
-        from rjcma.preprocess import speech
-
         _quiet_transformers()
 
         p = mcfg.preprocess

@@ -41,8 +41,9 @@ def _sets(items: list[str]) -> list[str]:
 def test_every_model_name_resolves_by_one_rule(paper_weights, paper_cfg, tmp_path, monkeypatch):
     from rjcma.assets import resolve_asset
     from rjcma.errors import MissingAssetError
+    from rjcma.encoders.build import weights_file
     from rjcma.models import text_encoder
-    from rjcma.models.backbones import IR50_FILE, VGGISH_FILE, weights_file
+    from rjcma.models.backbones import IR50_FILE, VGGISH_FILE
     from rjcma.preprocess import punctuation, speech
 
     wd, p = paper_weights, paper_cfg.preprocess
@@ -102,7 +103,8 @@ def test_paper_profile_refuses_to_skip_punctuation_silently(paper_weights, paper
 @pytest.mark.slow  # the paper weights (and store) fixtures
 def test_paper_profile_preprocessing(paper_store, paper_cfg, paper_weights):
     from rjcma.data.store import Store
-    from rjcma.models.backbones import IR50_FILE, VGGISH_FILE, file_sha256
+    from rjcma.encoders.build import file_sha256
+    from rjcma.models.backbones import IR50_FILE, VGGISH_FILE
 
     store = Store(paper_store)
     trials = store.trials()
@@ -134,8 +136,8 @@ def test_paper_profile_preprocessing(paper_store, paper_cfg, paper_weights):
 
 def test_punctuation_is_not_doubled_on_marked_words():
     """Vosk writes some tokens with brackets (``[4]``); the restored mark is added once, the brackets kept once."""
+    from rjcma.data.words import Word
     from rjcma.preprocess.punctuation import realign
-    from rjcma.preprocess.speech import Word
 
     ws = [Word(0, 1, "[4]"), Word(1, 2, "so"), Word(2, 3, "'ok'")]
     assert [w.punctuated for w in realign(ws, [("[4]", ":"), ("so", "0"), ("'ok'", ".")])] == ["[4]:", "so", "'ok'."]

@@ -11,6 +11,7 @@ import argparse
 import json
 import os
 import sys
+import tempfile
 from pathlib import Path
 
 from tqdm.auto import tqdm
@@ -20,8 +21,15 @@ from rjcma.cli.options import config_options
 from rjcma.config import Config, load_config
 from rjcma.errors import RjcmaError
 from rjcma.layout import VIDEO_SUFFIXES
-from rjcma.predict import _short, output_paths, predict_video, write_outputs
+from rjcma.predict import predict_video
+from rjcma.predict_outputs import output_paths, write_outputs
 from rjcma.preprocess.decode import probe
+
+
+def _short(e: BaseException) -> str:
+    """An unexpected error in one line: its type and the start of its message."""
+    s = str(e).splitlines()[0][:160] if str(e) else ""
+    return f"{type(e).__name__}: {s}" if s else type(e).__name__
 
 
 def already_scored(video: Path, out_dir: Path, bundle: ModelBundle, fill: bool) -> bool:
@@ -51,8 +59,6 @@ def check_video_file(path: Path) -> None:
 
 def check_output_dir(out: Path) -> None:
     """Create ``out`` and make sure files can be written there (before any work is done)."""
-    import tempfile
-
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 
 from rjcma.cli.options import config_from, config_options
-from rjcma.preprocess.pipeline import STAGES, preprocess_corpus
+from rjcma.preprocess.pipeline import preprocess_corpus
+from rjcma.preprocess.trial import STAGES
 
 
 def add_preprocess_arguments(p: argparse.ArgumentParser) -> None:

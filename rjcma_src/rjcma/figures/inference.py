@@ -65,7 +65,7 @@ def _va_plane(ax, preds) -> None:
 def prediction(result, labels=None, title: str = "", dpi: int | None = None) -> Figure:
     """One row per person: valence and arousal over time (``labels`` (N, 2), if given, dashed on the first person's
     row), the frames without a face or without any evidence shaded; right: every person's trajectory in the
-    valence–arousal plane. ``result``: a :class:`rjcma.predict.PredictionResult`."""
+    valence–arousal plane. ``result``: a :class:`rjcma.predict_outputs.PredictionResult`."""
     t = np.asarray(result.times, float)
     n_p = len(result.preds)
     fig = new_figure(12, 1.6 + 2.4 * n_p, dpi)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Sequence
 
 from rjcma.lessons.checks import Verdict, check_value
-from rjcma.preprocess.audio import PATCH_FRAMES, patch_starts
+from rjcma.encoders.logmel import PATCH_FRAMES, patch_starts
 
 LOG_MEL_PER_SECOND = 100  # log-mel frames of 10 ms
 

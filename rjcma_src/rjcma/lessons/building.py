@@ -21,8 +21,9 @@ from rjcma.data.video_info import video_info
 from rjcma.data.store import Store
 from rjcma.errors import RjcmaError
 from rjcma.lessons.common import progress
-from rjcma.preprocess.pipeline import STAGES, preprocess_corpus
-from rjcma.preprocess.standins import stand_in_cache_dir
+from rjcma.encoders.build import stand_in_cache_dir
+from rjcma.preprocess.pipeline import preprocess_corpus
+from rjcma.preprocess.trial import STAGES
 from rjcma.runtime import usable_cpus
 from rjcma.train import cv
 from rjcma.train.pool import resolve_jobs

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 from typing import Sequence
 
+import numpy as np
+
 from rjcma.lessons.checks import Verdict, check_value
-from rjcma.preprocess.text import frame_word_index
+from rjcma.preprocess.text import word_index_at
 
 RELEASED_MARKS = ".,!?;"  # the only marks the released split kept (defect 3)
 
 
 def check_frame_words(answer: Sequence[int] | None, words, fps: float, n_frames: int) -> Verdict:
     """Exercise: index of the word each frame takes (−1 for none)."""
-    want = frame_word_index(words, fps, n_frames).tolist()
+    want = word_index_at(words, np.arange(n_frames) / fps).tolist()
     return check_value("word of each frame", None if answer is None else list(answer), want, 0)
 
 

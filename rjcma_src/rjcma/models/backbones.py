@@ -14,27 +14,21 @@ Paper §4.2.1. The architectures follow the released code's choices (the book's 
 
 Checkpoints are read with ``torch.load(..., weights_only=True)`` and checked key by key and shape by shape.
 
-**Stand-ins without weights (the demo).** The pretrained checkpoints cannot ship with this package; the demo uses
-these architectures with stand-in weights, made and cached by :mod:`rjcma.preprocess.standins` (these models take
-tensors and know nothing of the data that adapts them). :func:`load_weights` is the checkpoint half of that choice.
+**Weights.** Which file an encoder loads (the released checkpoints of a weights folder, or the demo's stand-ins,
+which cannot ship with this package) is decided by the encoders layer (:mod:`rjcma.encoders.build`); these models
+take tensors and know nothing of the data that adapts them.
 """
 
 from __future__ import annotations
 
-import hashlib
-import os
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
 import torch.nn.functional as F
 from safetensors.torch import load_file
+from torch import nn
 
-from rjcma.assets import resolve_asset, search_roots
-from rjcma.config import Config
 from rjcma.errors import MissingAssetError, RjcmaError
 
 IR50_FILE = "res50_ir_0.887.pth"
@@ -47,8 +41,6 @@ WHERE = {
     RESNET50_FILE: "torchvision's ImageNet ResNet-50 weights (ResNet50_Weights.IMAGENET1K_V1)",
 }
 ENCODER_DIMS = {"ir50": 512, "resnet50": 2048, "vggish": 128}
-# version of the stand-in weights recipe (rjcma.preprocess.standins): stand-in files of another version are rebuilt
-STAND_IN_VERSION = "4"  # 4: built with a fixed thread count, so every machine builds the same bytes
 
 
 # ---- IR-50 -----------------------------------------------------------------------------------------------------
@@ -174,14 +166,6 @@ def layer_groups(encoder: nn.Module) -> list[list[nn.Module]]:
 
 
 # ---- checkpoint loading ----------------------------------------------------------------------------------------
-def file_sha256(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     if not path.is_file():
         raise MissingAssetError(f"{path}: weights file missing; obtain {WHERE.get(path.name, path.name)} and put it there "
@@ -281,54 +265,6 @@ def seeded_init(model: nn.Module, seed: int) -> nn.Module:
             with torch.no_grad():
                 m.weight.fill_(0.25)
     return model
-
-
-# ---- building from config --------------------------------------------------------------------------------------
-@dataclass
-class EncoderInfo:
-    name: str  # "ir50" | "resnet50" | "vggish"
-    source: str  # "weights" | "seeded" | "synthetic-pretrain"
-    path: str  # the checkpoint or the cached stand-in file
-    sha256: str
-    dim: int
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
-def weights_dir(cfg: Config) -> str:
-    return cfg.preprocess.weights_dir or os.environ.get("RJCMA_WEIGHTS_DIR", "")
-
-
-ENCODER_FILES = {"ir50": IR50_FILE, "resnet50": RESNET50_FILE, "vggish": VGGISH_FILE}
-
-
-def weights_file(cfg: Config, name: str) -> Path | None:
-    """The checkpoint of encoder ``name`` by the one rule of :mod:`rjcma.assets` (``preprocess.weights_dir``, then
-    ``$RJCMA_WEIGHTS_DIR``); None when neither folder is set (the stand-ins). A folder set without the file is an
-    error naming every place searched and where the file comes from."""
-    if name not in ENCODER_FILES:
-        raise RjcmaError(f"unknown encoder {name!r}; choose ir50, resnet50 or vggish")
-    if not search_roots(cfg.preprocess.weights_dir):
-        return None
-    fname = ENCODER_FILES[name]
-    return resolve_asset(fname, cfg.preprocess.weights_dir, kind="file", what=f"{name} weights",
-                         hint=f"obtain {WHERE[fname]}")
-
-
-def load_weights(name: str, cfg: Config) -> tuple[nn.Module, EncoderInfo] | None:
-    """Encoder ``name`` from its pretrained checkpoint, frozen and in eval mode; None when no weights folder is set
-    (then the demo's stand-ins are used: :func:`rjcma.preprocess.standins.build_encoder`)."""
-    files = {"ir50": (IR50_FILE, load_ir50), "resnet50": (RESNET50_FILE, load_resnet50), "vggish": (VGGISH_FILE, load_vggish)}
-    if name not in files:
-        raise RjcmaError(f"unknown encoder {name!r}; choose ir50, resnet50 or vggish")
-    p = weights_file(cfg, name)  # MissingAssetError names the file, where it was searched and where to get it
-    if p is None:
-        return None
-    _fname, loader = files[name]
-    m = loader(p)
-    for q in m.parameters():
-        q.requires_grad_(False)
-    m.eval()  # frozen encoders stay in eval mode (the released code let their batch-norm statistics drift)
-    return m, EncoderInfo(name, "weights", str(p), file_sha256(p), ENCODER_DIMS[name])
 
 
 def faces_to_tensor(faces: np.ndarray, crop: int = 40) -> torch.Tensor:

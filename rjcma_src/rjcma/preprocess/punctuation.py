@@ -25,8 +25,10 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Sequence
 
+from rjcma.assets import resolve_asset
+from rjcma.data.words import Word
 from rjcma.errors import MissingAssetError
-from rjcma.preprocess.speech import Transcript, Word, split_punctuation
+from rjcma.preprocess.speech import Transcript, split_punctuation
 
 log = logging.getLogger(__name__)
 
@@ -61,8 +63,6 @@ def skip_reason(model_dir: str = "", asr_punctuates: bool = False) -> str | None
 
 def resolve_model_dir(model_dir: str, weights_dir: str = "") -> Path:
     """The punctuation model folder by the rule of :mod:`rjcma.assets`; one error line when it is missing."""
-    from rjcma.assets import resolve_asset
-
     d = resolve_asset(model_dir, weights_dir, what="punctuation model", hint=_HINT,
                       setting="preprocess.punctuation_model")
     if not (d / "config.json").is_file():

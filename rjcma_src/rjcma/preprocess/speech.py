@@ -35,7 +35,9 @@ from typing import Any, Iterable
 
 import numpy as np
 
+from rjcma.assets import find_asset, resolve_asset
 from rjcma.data.words import Word  # the one word record (also what words.csv holds)
+from rjcma.encoders.logmel import resample
 from rjcma.errors import MissingAssetError, RjcmaError
 
 log = logging.getLogger(__name__)
@@ -102,8 +104,6 @@ def find_model_dir(model_dir: str | os.PathLike, weights_dir: str | os.PathLike 
     """A model folder given as a path, or as a bare name (``vosk-model-en-us-0.22``) found under
     ``weights_dir``, then ``$RJCMA_WEIGHTS_DIR`` (the rule of :mod:`rjcma.assets`). Returned unchanged when not
     found, so the caller's error names it."""
-    from rjcma.assets import find_asset
-
     s = str(model_dir or "")
     if not s:
         return ""
@@ -176,8 +176,6 @@ def resolve_backend(backend: str | None = None, model_dir: str | os.PathLike = "
         raise MissingAssetError(f"no Vosk model directory configured (preprocess.asr_model): {_VOSK_HINT}")
     d = Path(model_dir)
     if not d.is_dir():
-        from rjcma.assets import resolve_asset
-
         resolve_asset(model_dir, weights_dir, what="Vosk model", hint=_VOSK_HINT, setting="preprocess.asr_model")
     if not _looks_like_vosk(d):
         raise MissingAssetError(f"{d}: not a Vosk model directory (am/final.mdl missing); {_VOSK_HINT}")
@@ -200,17 +198,6 @@ def _as_mono_float32(audio: np.ndarray) -> np.ndarray:
         x = x.astype(np.float32) / float(np.iinfo(x.dtype).max + 1)
     x = np.nan_to_num(x.astype(np.float32, copy=False))
     return np.ascontiguousarray(x)
-
-
-def resample(audio: np.ndarray, rate_in: int, rate_out: int) -> np.ndarray:
-    """Band-limited resampling (torchaudio's sinc interpolation)."""
-    if int(rate_in) == int(rate_out) or audio.size == 0:
-        return audio
-    import torch
-    import torchaudio.functional as AF
-
-    y = AF.resample(torch.from_numpy(np.ascontiguousarray(audio)), int(rate_in), int(rate_out))
-    return y.numpy().astype(np.float32, copy=False)
 
 
 def _is_silent(audio: np.ndarray, sample_rate: int) -> bool:

@@ -1,22 +1,26 @@
 """Word features and their frame alignment (paper §4.2.1, text modality).
 
 Per word: the sum of the last four hidden states of a BERT-family encoder, its word pieces averaged to one
-vector (as the released code). Then frame k (time t = k/fps) takes the vector of the word being spoken at t
-(start < t ≤ end, the first such word), zeros where nobody speaks. Unlike the released code, no token and no
-word is dropped (defect 4 of the book's chapter *Paper vs released code*: the final token stayed zero and the last word row was lost), and long
-transcripts are cut into chunks the model accepts, each word encoded (and output) exactly once.
+vector (as the released code). Then the frame shown at time t takes the vector of the word being spoken at t
+(start < t ≤ end, the first such word), zeros where nobody speaks (:func:`words_at`, the one word-to-frame
+alignment; preprocessing passes t_k = k / fps, prediction the stream's times; :func:`text_at` does both steps).
+Unlike the released code, no token and no word is dropped (defect 4 of the book's chapter *Paper vs released code*:
+the final token stayed zero and the last word row was lost), and long transcripts are cut into chunks the model
+accepts, each word encoded (and output) exactly once.
 """
 
 from __future__ import annotations
 
-import math
 from typing import Iterable, Sequence
 
 import numpy as np
+import torch
+from tqdm.auto import tqdm
 
-from rjcma.runtime import fixed_threads
+from rjcma.data.words import Word
 from rjcma.errors import RjcmaError
-from rjcma.data.words import WORDS_CSV_COLUMNS, Word, read_words_csv, write_words_csv  # noqa: F401 - re-exported
+from rjcma.models.text_encoder import load_text_encoder
+from rjcma.runtime import fixed_threads
 
 N_LAST_LAYERS = 4  # hidden states summed per token (as the released code)
 # torch threads of the text encoder, whatever the process's thread budget: with 1 and 2 threads the stored features
@@ -93,10 +97,6 @@ def word_features(
     The punctuated text is read when present. ``encoder``: a loaded
     :class:`~rjcma.models.text_encoder.TextEncoder` (else loaded from ``model_dir``, cached per process).
     """
-    import torch
-
-    from rjcma.models.text_encoder import load_text_encoder
-
     enc = encoder if encoder is not None else load_text_encoder(model_dir, device=device)
     tok, model = enc.tokenizer, enc.model
     n = len(words)
@@ -117,8 +117,6 @@ def word_features(
     batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
     it: Iterable = batches
     if progress:
-        from tqdm.auto import tqdm
-
         it = tqdm(batches, desc="word features", unit="batch", leave=False)
     dev = next(model.parameters()).device
     with torch.inference_mode(), fixed_threads(TEXT_THREADS):
@@ -152,25 +150,19 @@ def word_features(
     return out.astype(np.float32)
 
 
-def words_to_frames(words: Sequence[Word], vectors: np.ndarray, fps: float, n_frames: int) -> np.ndarray:
-    """Frame k at t = k/fps takes the vector of the first word with start < t ≤ end; zeros elsewhere.
-
-    ``vectors``: (n_words, d). Returns (n_frames, d) in the vectors' dtype (float32 by default).
-    """
+def words_at(words: Sequence[Word], vectors: np.ndarray, times: np.ndarray) -> np.ndarray:
+    """(len(times), d): the frame shown at ``times[k]`` (s, increasing) takes the vector of the first word with
+    start < t_k ≤ end, zeros elsewhere (paper §4.2.1, text modality: one vector per word, repeated over the frames
+    it is spoken). ``vectors``: (n_words, d); the result has their dtype (float32 for non-float vectors)."""
     vectors = np.asarray(vectors)
     if vectors.ndim != 2 or len(vectors) != len(words):
         raise ValueError(f"vectors must be (n_words={len(words)}, d), got {vectors.shape}")
-    if fps <= 0 or not math.isfinite(fps):
-        raise RjcmaError(f"frame rate must be positive, got {fps}")
-    d = vectors.shape[1]
-    out = np.zeros((int(n_frames), d), vectors.dtype if vectors.dtype.kind == "f" else np.float32)
-    if not len(words) or n_frames <= 0:
-        return out
-    t = np.arange(int(n_frames), dtype=np.float64) / float(fps)  # frame times
-    taken = np.zeros(int(n_frames), bool)
+    times = np.asarray(times, np.float64)
+    out = np.zeros((len(times), vectors.shape[1]), vectors.dtype if vectors.dtype.kind == "f" else np.float32)
+    taken = np.zeros(len(times), bool)
     for i, w in enumerate(words):
-        lo = int(np.searchsorted(t, w.start, side="right"))  # first frame with t > start
-        hi = int(np.searchsorted(t, w.end, side="right"))  # first frame with t > end
+        lo = int(np.searchsorted(times, w.start, side="right"))  # first frame with t > start
+        hi = int(np.searchsorted(times, w.end, side="right"))  # first frame with t > end
         if hi <= lo:
             continue
         free = ~taken[lo:hi]  # the first matching word wins
@@ -179,15 +171,26 @@ def words_to_frames(words: Sequence[Word], vectors: np.ndarray, fps: float, n_fr
     return out
 
 
-def frame_word_index(words: Sequence[Word], fps: float, n_frames: int) -> np.ndarray:
-    """(n_frames,) index of the word each frame takes in :func:`words_to_frames`, −1 for none (for plots)."""
-    idx = words_to_frames(words, np.arange(len(words), dtype=np.float64)[:, None] + 1, fps, n_frames)[:, 0]
+def word_index_at(words: Sequence[Word], times: np.ndarray) -> np.ndarray:
+    """(len(times),) index of the word each frame takes in :func:`words_at`, −1 for none."""
+    idx = words_at(words, np.arange(len(words), dtype=np.float64)[:, None] + 1, times)[:, 0]
     return idx.astype(np.int64) - 1
+
+
+def text_at(words: Sequence[Word], times: np.ndarray, model_dir: str = "", weights_dir: str = "",
+            device: str = "cpu") -> np.ndarray:
+    """(len(times), d) float16: the text features of each frame time, as stored: :func:`word_features` of the words
+    (the text model ``model_dir``, :func:`~rjcma.models.text_encoder.load_text_encoder`) at :func:`words_at`
+    the times; zeros without words."""
+    enc = load_text_encoder(model_dir, weights_dir=weights_dir, device=device)
+    vec = word_features(words, encoder=enc) if words else np.zeros((0, enc.dim), np.float32)
+    return words_at(words, vec, times).astype(np.float16)
 
 
 # ---- normalisation --------------------------------------------------------------------------------
 def standardise(train_arrays: Iterable[np.ndarray], eps: float = 1e-6) -> tuple[np.ndarray, np.ndarray]:
-    """Per-dimension mean and std over the rows of the TRAINING arrays only (defect 7 of the book's chapter *Paper vs released code*).
+    """Per-dimension mean and std over the rows of the TRAINING arrays only (defect 7 of the book's chapter *Paper vs
+    released code*).
 
     Streams the arrays (memory-mapped store files stay on disk); apply as ``(x - mean) / std`` to every
     partition. Dimensions with std < eps get std 1.

@@ -14,9 +14,9 @@ import torch
 from torch import nn
 
 from rjcma.config import Config
+from rjcma.encoders.build import build_audio_encoder, build_visual_encoder
 from rjcma.models.backbones import layer_groups as backbone_groups
 from rjcma.models.rjcma import build_model, fusion_modalities, keep_frozen_in_eval
-from rjcma.preprocess import standins
 
 
 def build_trainable(cfg: Config) -> nn.Module:
@@ -27,9 +27,9 @@ def build_trainable(cfg: Config) -> nn.Module:
     mods = fusion_modalities(cfg)
     encoders: dict[str, nn.Module] = {}
     if "visual" in mods:
-        encoders["visual"] = standins.build_visual_encoder(cfg)
+        encoders["visual"] = build_visual_encoder(cfg)
     if "audio" in mods:
-        encoders["audio"] = standins.build_audio_encoder(cfg)
+        encoders["audio"] = build_audio_encoder(cfg)
     model = build_model(cfg, encoders)
     for p in model.encoders.parameters():
         p.requires_grad_(False)

@@ -25,59 +25,43 @@ chosen by ``preprocess.encoder_init``:
     layer leaves per-dimension offsets about five times the signal's spread, and a TCN reading raw features learns
     around them only slowly (the audio-only model's arousal CCC over the six demo folds went from 0.28 to 0.34).
 
-  Cost: about two minutes on 2 CPU cores, once per machine: the weights are cached (:func:`stand_in_cache_dir`)
-  and copied into each store. Limits: the body below the output layer stays random and the tasks are small, so
-  these features are far weaker and narrower than the pretrained checkpoints'; the book's numbers on the demo
-  corpus show the pipeline, not Aff-Wild2 performance.
+  Cost: about two minutes on 2 CPU cores, once per machine: the weights are cached
+  (:func:`rjcma.encoders.build.stand_in_cache_dir`) and copied into each store. Limits: the body below the output
+  layer stays random and the tasks are small, so these features are far weaker and narrower than the pretrained
+  checkpoints'; the book's numbers on the demo corpus show the pipeline, not Aff-Wild2 performance.
 
 Stand-in weights are written as safetensors to ``<store>/_encoders/<name>-<init>-seed<seed>.safetensors``
-(deterministic, reused by later runs) and their SHA-256 goes into each trial's meta.json.
+(deterministic, reused by later runs; :mod:`rjcma.encoders.build`) and their SHA-256 goes into each trial's meta.json.
 
-Layers: this module sits at the preprocessing level because it uses both the demo generator's renderer
-(:mod:`rjcma.data.synth`) and the log-mel front end (:mod:`rjcma.preprocess.audio`); the models stay free of both.
+The recipe uses the demo generator's renderer (:mod:`rjcma.data.synth`) and VGGish's front end
+(:mod:`rjcma.encoders.logmel`); the architectures (:mod:`rjcma.models.backbones`) stay free of both.
 """
 
 from __future__ import annotations
 
 import io
-import os
-from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
-from safetensors import safe_open
-from safetensors.torch import load_file, save_file
 from torch import nn
 
-from rjcma.config import Config
 from rjcma.data.synth.design import random_identity
 from rjcma.data.synth.render import crop_affine, draw_face
+from rjcma.encoders.logmel import log_mel
 from rjcma.errors import RjcmaError
-from rjcma.io import atomic_path, atomic_write_bytes
 from rjcma.layout import CROP
-from rjcma.models.backbones import (
-    ENCODER_DIMS,
-    IR50,
-    STAND_IN_VERSION,
-    VGGish,
-    EncoderInfo,
-    ResNet50Face,
-    faces_to_tensor,
-    file_sha256,
-    load_checked,
-    load_weights,
-    seeded_init,
-)
-from rjcma.preprocess.audio import log_mel
+from rjcma.models.backbones import IR50, VGGish, ResNet50Face, faces_to_tensor, seeded_init
 from rjcma.runtime import autocast, cpu_bf16, fixed_threads
 
 PRETRAIN_FACES = 3000  # faces of the visual stand-in's expression pretraining
 # torch threads of every stand-in build, whatever the machine's cores: the batch-norm calibration and the Adam fits
 # sum over threads, so 1 and 2 threads gave different weights (the same thread count gives the same bytes)
 STAND_IN_THREADS = 2
-BUILDERS = {"ir50": IR50, "resnet50": ResNet50Face, "vggish": VGGish}
+# version of the recipe: stand-in files of another version are rebuilt (rjcma.encoders.build)
+STAND_IN_VERSION = "4"  # 4: built with a fixed thread count, so every machine builds the same bytes
 
 
 # ---- pretraining data ------------------------------------------------------------------------------------------
@@ -95,8 +79,6 @@ def pretrain_faces(n: int, seed: int, size: int = 48) -> tuple[np.ndarray, np.nd
     opening, mouth opening, brow raise) and the alignment residue (roll, shift) that a real face encoder also
     reports. This is the demo's analogue of pretraining IR-50 on a facial-expression corpus.
     """
-    import cv2  # slow to import; the stand-ins are built once per machine
-
     rng = np.random.default_rng(seed)
     S = 176
     imgs = np.zeros((n, size, size, 3), dtype=np.uint8)
@@ -244,75 +226,3 @@ def _make_stand_in(name: str, init: str, seed: int) -> nn.Module:
     for p in m.parameters():
         p.requires_grad_(False)
     return m.eval()
-
-
-# ---- cache and building from config ----------------------------------------------------------------------------
-def stand_in_cache_dir() -> Path:
-    """Per-user cache of stand-in weights (``$RJCMA_CACHE`` or ``~/.cache/rjcma``): made once per machine, then
-    copied into each store, so several stores (tests, demo) do not repeat the synthetic pretraining."""
-    return Path(os.environ.get("RJCMA_CACHE") or Path.home() / ".cache" / "rjcma") / "encoders"
-
-
-def _load_stand_in_file(path: Path, builder) -> nn.Module | None:
-    if not path.is_file():
-        return None
-    try:
-        with safe_open(str(path), "pt") as f:
-            if (f.metadata() or {}).get("version") != STAND_IN_VERSION:
-                return None  # stand-in recipe changed
-        shell = builder()
-        load_checked(shell, load_file(str(path)), path)
-        return shell
-    except Exception:
-        return None
-
-
-def _stand_in_cached(name: str, cfg: Config, builder) -> tuple[nn.Module, EncoderInfo]:
-    init, seed = cfg.preprocess.encoder_init, int(cfg.preprocess.encoder_seed)
-    fname = f"{name}-{init}-seed{seed}.safetensors"
-    path = Path(cfg.data.store) / "_encoders" / fname
-    cached = stand_in_cache_dir() / fname
-    m = _load_stand_in_file(path, builder)
-    if m is None:
-        m = _load_stand_in_file(cached, builder)
-        if m is not None:
-            atomic_write_bytes(path, cached.read_bytes())
-    if m is None:
-        m = make_stand_in(name, init, seed)
-        sd = {k: v.detach().contiguous().clone() for k, v in m.state_dict().items()}
-        meta = {"encoder": name, "init": init, "seed": str(seed), "version": STAND_IN_VERSION}
-        from rjcma.io import save_safetensors as save_stable  # same weights -> same bytes and SHA-256
-
-        with atomic_path(path) as tmp:
-            save_stable(sd, str(tmp), metadata=meta)
-        try:  # best effort: a read-only home only costs the next store a re-run of the pretraining
-            atomic_write_bytes(cached, path.read_bytes())
-        except Exception:
-            pass
-    for p in m.parameters():
-        p.requires_grad_(False)
-    m.eval()
-    return m, EncoderInfo(name, init, str(path), file_sha256(path), ENCODER_DIMS[name])
-
-
-def build_encoder(name: str, cfg: Config) -> tuple[nn.Module, EncoderInfo]:
-    """Encoder ``name``: the checkpoint from the weights folder (:func:`rjcma.models.backbones.load_weights`), else
-    the stand-in of ``preprocess.encoder_init``; frozen, in eval mode."""
-    if name not in BUILDERS:
-        raise RjcmaError(f"unknown encoder {name!r}; choose ir50, resnet50 or vggish")
-    got = load_weights(name, cfg)
-    return got if got is not None else _stand_in_cached(name, cfg, BUILDERS[name])
-
-
-def build_visual_encoder(cfg: Config, with_info: bool = False):
-    """IR-50 (or ResNet-50) for faces: the checkpoint from the weights folder, else the stand-in; frozen, eval mode."""
-    m, info = build_encoder(cfg.preprocess.visual_encoder, cfg)
-    m.rjcma_info = info  # type: ignore[attr-defined]
-    return (m, info) if with_info else m
-
-
-def build_audio_encoder(cfg: Config, with_info: bool = False):
-    """VGGish for log-mel patches: the checkpoint from the weights folder, else the stand-in; frozen, eval mode."""
-    m, info = build_encoder(cfg.preprocess.audio_encoder, cfg)
-    m.rjcma_info = info  # type: ignore[attr-defined]
-    return (m, info) if with_info else m
