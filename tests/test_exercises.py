@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ast
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
@@ -18,6 +19,7 @@ from types import SimpleNamespace
 import nbformat
 import numpy as np
 import pytest
+import torch
 
 from rjcma import paper_numbers, reference
 from rjcma import results_tables as rt
@@ -26,9 +28,10 @@ from rjcma.data import abaw, annotations
 from rjcma.data.words import Word
 from rjcma.lessons import audio, checks, common, encoders, equations, inference, paper_vs_code, results, tcn, text
 from rjcma.lessons import data as data_lessons
-from rjcma.lessons import training, visual
+from rjcma.lessons import gating, training, visual
 from rjcma.metrics import ccc
 from rjcma.models.attention import RecursiveJointCrossModalAttention
+from rjcma.models.gating import Gate
 from rjcma.models.tcn import receptive_field
 from rjcma.preprocess import speech
 from rjcma.preprocess.decode import iter_video
@@ -185,6 +188,17 @@ def namespace(name: str, tmp: Path, monkeypatch) -> dict:
         return {**base, "chapter": equations, "xs_ref": xs_ref, "dims_ref": dims_ref, "block_ref": block_ref,
                 "params_ref": reference.params_of(block_ref), "dims": [4, 3, 2], "K": 8, "l": 2,
                 "RecursiveJointCrossModalAttention": RecursiveJointCrossModalAttention}
+    if name == "06c_gating":
+        torch.manual_seed(0)
+        rng = np.random.default_rng(6)
+        w = rng.dirichlet([0.3, 0.3, 0.3, 0.3], size=40).astype(np.float32)
+        w[:5] = np.eye(4, dtype=np.float32)[rng.integers(0, 4, 5)]  # hard choices: weights exactly 0
+        trace = gating.GateTrace("gated-rjcma", tmp, "t", 25.0, ["audio", "visual"],
+                                 {"gate": {"candidates": ("X(0)", "X(1)", "X(2)", "X(3)"),
+                                           "weights": {"audio": w[::-1].copy(), "visual": w}}}, _labels(40))
+        return {**base, "chapter": gating, "torch": torch, "F": torch.nn.functional, "math": math, "trace": trace,
+                "g_tiny": Gate(4, 3).double(), "x_tiny": torch.randn(1, 6, 4, dtype=torch.float64),
+                "Z_tiny": [torch.randn(1, 6, 4, dtype=torch.float64) for _ in range(3)]}
     if name == "07_training":
         return {**base, "chapter": training, "ccc": ccc, "labels": _labels(), "pred": RNG.uniform(-0.5, 0.5, (60, 2)),
                 "trial_ccc": {}}

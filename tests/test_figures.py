@@ -14,8 +14,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from rjcma.data.words import Word
-from rjcma.figures import attention, audio, data, encoders, inference, paper_vs_code, results, tcn, text, training
-from rjcma.figures import visual
+from rjcma.figures import attention, audio, data, encoders, gating, inference, paper_vs_code, results, tcn, text
+from rjcma.figures import training, visual
 from rjcma.predict_outputs import PredictionResult
 from rjcma.results_tables import Table
 from rjcma.train.recipe import Recipe, simulate
@@ -103,6 +103,13 @@ FIGURES = {
         {"paper": {"audio": {"norm_ratio": [1, 1.2], "cosine": [1, 0.9]}}}, ["audio"]),
     "attention.residual_comparison": lambda: attention.residual_comparison(
         [RNG.normal(size=(6, 3))], {"paper": [RNG.normal(size=(6, 3))]}, ["audio"]),
+    "gating.temperature_sweep": lambda: gating.temperature_sweep([0.3, -0.2, 0.1], np.logspace(-2, 2, 30),
+                                                                 ["X(0)", "X(1)", "X(2)"]),
+    "gating.gate_weights_over_time": lambda: gating.gate_weights_over_time(
+        {m: RNG.dirichlet([1, 1, 1], N) for m in ("audio", "visual")}, ["X(0)", "X(1)", "X(2)"], 25.0,
+        labels=_labels()),
+    "gating.gate_weights_over_time no labels": lambda: gating.gate_weights_over_time(
+        {"visual": RNG.dirichlet([1, 1], N)}, ["X(0)", "X(2)"], 25.0, no_face=np.arange(N) % 40 < 10),
     "training.schedule": lambda: training.schedule(
         simulate(Recipe(lr=1e-5, min_lr=1e-8, warmup_epochs=1, patience=1, factor=0.1, early_stop=9, max_epochs=12,
                         groups=2), [0.2, 0.3] + [0.25] * 10, n_steps=3), 3),
@@ -129,7 +136,7 @@ def test_every_figure_function_is_exercised():
     """A figure function added to a chapter module without a case here fails this test."""
     import inspect
 
-    modules = (attention, audio, data, encoders, inference, paper_vs_code, results, tcn, text, training, visual)
+    modules = (attention, audio, data, encoders, gating, inference, paper_vs_code, results, tcn, text, training, visual)
     public = {f"{m.__name__.split('.')[-1]}.{n}" for m in modules for n, f in vars(m).items()
               if inspect.isfunction(f) and f.__module__ == m.__name__ and not n.startswith("_")
               and inspect.signature(f).return_annotation in ("Figure", Figure)}

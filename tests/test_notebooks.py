@@ -24,8 +24,8 @@ from rjcma.errors import RjcmaError
 NOTEBOOKS = sorted(p.stem for p in (REPO / "notebooks").glob("*.ipynb"))
 TOC_NOTEBOOKS = toc_notebooks(REPO)
 EXPECTED = [
-    "01_data", "02_visual", "03_audio", "04_text", "05_encoders", "06a_tcn", "06b_equations", "07_training",
-    "08_cross_validation", "09_ablation", "10_comparison", "11_results", "12_inference", "13_paper_vs_code",
+    "01_data", "02_visual", "03_audio", "04_text", "05_encoders", "06a_tcn", "06b_equations", "06c_gating",
+    "07_training", "08_cross_validation", "09_ablation", "10_comparison", "11_results", "12_inference", "13_paper_vs_code",
 ]
 
 

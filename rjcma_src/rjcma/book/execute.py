@@ -26,8 +26,8 @@ TIMEOUT_PER_CELL_S = 900
 # so that no long notebook starts last and runs alone; the figures order the runs and nothing else.
 DEMO_SECONDS = {
     "02_visual": 52, "12_inference": 32, "04_text": 15, "13_paper_vs_code": 14, "05_encoders": 13,
-    "06b_equations": 11, "06a_tcn": 10, "07_training": 8, "08_cross_validation": 8, "09_ablation": 8,
-    "10_comparison": 7, "01_data": 6, "03_audio": 5, "11_results": 4,
+    "06b_equations": 11, "06a_tcn": 10, "06c_gating": 8, "07_training": 8, "08_cross_validation": 8,
+    "09_ablation": 8, "10_comparison": 7, "01_data": 6, "03_audio": 5, "11_results": 4,
 }
 
 
