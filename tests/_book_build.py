@@ -4,11 +4,16 @@ tiny parameters (the session's tiny corpus/store/results, K = 32, the tiny runs'
 `rjcma book --tiny`), finding those runs done, and the book built from the executed copies.
 
 It runs once per session (memoised here, because both test modules request it) into ``_build/test/`` of the
-repository (git-ignored), so the screenshots and the built book can be inspected after a run.
+repository (git-ignored), so the screenshots and the built book can be inspected after a run. As in `make book`, the
+notebooks see the corpus, store and results through paths relative to the repository root (``_build/test/data/...``,
+links to the session's tiny corpus and store), so no page shows a path of the machine that built it.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,11 +52,18 @@ def built_book(tiny_cfg, tiny_store) -> BookBuild:
     # here keep the profile's (with one epoch it never acts); any other value would give them another config hash
     # than the notebooks', which would then train every run again.
     profile = load_config(tiny_cfg.profile)
-    cfg = profile.replace(corpus=tiny_cfg.data.corpus, store=str(tiny_store), results_dir=tiny_cfg.train.results_dir,
-                          seq_len=tiny_cfg.K, stride=tiny_cfg.data.stride)
+    data = BUILD / "data"
+    shutil.rmtree(data, ignore_errors=True)
+    (data / "results").mkdir(parents=True)
+    for name, target in (("corpus", tiny_cfg.data.corpus), ("store", tiny_store)):
+        os.symlink(Path(target).resolve(), data / name, target_is_directory=True)
+    rel = {k: str((data / k).relative_to(REPO)) for k in ("corpus", "store", "results")}
+    cfg = profile.replace(corpus=rel["corpus"], store=rel["store"], results_dir=rel["results"], seq_len=tiny_cfg.K,
+                          stride=tiny_cfg.data.stride)
     cfg = cfg.with_sets(TINY_TRAIN_SETS).replace(early_stop=profile.train.early_stop)
     t0 = time.perf_counter()
-    run_book_experiments(cfg, progress=False, log=lambda *a, **k: None)  # make book's training step
+    with contextlib.chdir(REPO):  # the relative paths are the notebooks' (they run in the repository root)
+        run_book_experiments(cfg, progress=False, log=lambda *a, **k: None)  # make book's training step
     seconds_train = time.perf_counter() - t0
     paths = BookPaths.default(build=BUILD)
     t0 = time.perf_counter()
