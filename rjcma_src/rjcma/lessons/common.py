@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import math
 import os
+import re
 import warnings
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
@@ -84,6 +85,13 @@ def show_table(header: Sequence[str], rows: Iterable[Sequence[Any]], caption: st
 def show_python(source: str) -> None:
     """Display Python source as a highlighted code block (``inspect.getsource`` of what a chapter explains)."""
     show_markdown(f"```python\n{source.rstrip()}\n```")
+
+
+def docstring_markdown(doc: str) -> str:
+    """A docstring written for Sphinx (reST roles, double backquotes) as Markdown a reader can read: ``:func:`x` ``
+    and ``:mod:`rjcma.y` `` become code spans, ````x```` becomes `x`."""
+    text = re.sub(r":(mod|func|data|class|meth|attr|obj):`~?([^`]+)`", r"`\2`", doc)
+    return re.sub(r"``([^`]+)``", r"`\1`", text)
 
 
 def f3(x: Any) -> str:
