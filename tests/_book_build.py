@@ -27,6 +27,7 @@ JOBS = 2  # notebooks side by side (they are independent once the store and resu
 class BookBuild:
     paths: object
     runs: dict = field(default_factory=dict)  # name -> NotebookRun
+    cfg: object = None  # the config the notebooks ran with (tiny values, paths relative to the repository)
     index: Path | None = None
     build_error: str = ""
     seconds_train: float = 0.0
@@ -69,7 +70,7 @@ def built_book(tiny_cfg, tiny_store) -> BookBuild:
     t0 = time.perf_counter()
     runs = run_notebooks(cfg, paths, stop_on_error=False, echo=False, jobs=JOBS, require_all=False)
     out = BookBuild(paths=paths, runs={r.name: r for r in runs}, seconds_notebooks=time.perf_counter() - t0,
-                    seconds_train=seconds_train)
+                    seconds_train=seconds_train, cfg=cfg)
     t0 = time.perf_counter()
     try:
         prepare_source(paths)

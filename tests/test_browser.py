@@ -57,7 +57,9 @@ OVERFLOW_JS = """() => {
     if (e.closest('details:not([open]), .toggle-hidden, nav')) continue;
     const r = e.getBoundingClientRect();
     if (r.width === 0) continue;
-    const inline = getComputedStyle(e).display.startsWith('inline') && e.tagName !== 'TABLE';
+    // inline math and inline elements only must stay inside the column (a glyph's overhang is no scrolling)
+    const inline = (getComputedStyle(e).display.startsWith('inline') && e.tagName !== 'TABLE')
+      || (e.tagName === 'MJX-CONTAINER' && e.getAttribute('display') !== 'true') || e.matches('span.math');
     const what = e.tagName.toLowerCase() + (e.classList.length ? '.' + e.classList[0] : '');
     const text = (e.textContent || e.getAttribute('src') || '').trim().replace(/\\s+/g, ' ').slice(0, 70);
     if (!inline && e.tagName !== 'IMG' && e.scrollWidth > e.clientWidth + 1)

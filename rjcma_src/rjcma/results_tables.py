@@ -390,8 +390,13 @@ def interval_table(exp_dir: str | Path, title: str, published: bool = False) -> 
               "arousal [95 % interval]", delta, "published V / A", "source"]
     if not any(row[-1] for row in rows):  # nothing published for these rows (another fold, the six-fold check)
         header, rows = header[:-2], [row[:-2] for row in rows]
+    paired = any(row[2] or row[4] for row in rows)
+    if not paired:  # no reference row among these: no differences to show
+        header, rows = [h for i, h in enumerate(header) if i not in (2, 4)], [
+            [c for i, c in enumerate(row) if i not in (2, 4)] for row in rows]
     units = (info or {}).get("units", {})
-    note = ("Bold: the paired 95 % interval of the difference excludes zero (larger than the noise). "
+    note = (("Bold: the paired 95 % interval of the difference excludes zero (larger than the noise). " if paired
+             else "")
             + ("Units resampled: " + ", ".join(f"fold {f}: {u['count']} {u['kind']}s" for f, u in units.items())
                + "." if units else "No intervals: rerun the experiment to write summary_intervals.json."))
     return Table(title=title, header=header, rows=rows, runs=[], note=note,

@@ -33,15 +33,21 @@ def setup(namespace: Mapping[str, Any], **derived: Any) -> Config:
     """The config a notebook starts from: its ``profile``, then the other values of its parameters cell (a notebook
     passes ``globals()``), then ``derived`` values it computes from them.
 
-    Also sets the figures' resolution (``figure_dpi``) and keeps progress bars quiet about missing notebook widgets
-    (they fall back to a text bar).
+    Also sets the figures' resolution (``figure_dpi``), keeps progress bars quiet about missing notebook widgets
+    (they fall back to a text bar) and prints a warning as its category and message, without the path of the
+    kernel's temporary file for the cell.
     """
     params = notebook_parameters(namespace)
     profile = params.pop("profile", "demo")
     warnings.filterwarnings("ignore", message="IProgress not found")
+    warnings.formatwarning = _warning_line  # a warning says what happened, not where this kernel keeps its cells
     cfg = load_config(profile).replace(**{**params, **derived})
     matplotlib.rcParams["figure.dpi"] = cfg.book.figure_dpi
     return cfg
+
+
+def _warning_line(message: Warning | str, category: type[Warning], *_: Any, **__: Any) -> str:
+    return f"{category.__name__}: {message}\n"
 
 
 def progress() -> bool:
