@@ -257,7 +257,7 @@ def test_results_pages_hold_real_tables(site, browser):
     fold0 = next(r for r in rows if r.startswith("Fold 0"))
     assert re.search(r"\d\.\d{3}", fold0.split(" | ")[1]), f"no number of ours in Table 1: {fold0}"
     rjcma = next(r for r in rows if r.startswith(FUSION_LABELS["rjcma"]))
-    assert re.search(r"\d\.\d{3}\s*\[−?\d\.\d{3},\s−?\d\.\d{3}\]", rjcma), f"no interval in Table 2: {rjcma}"
+    assert re.search(r"\d\.\d{3}\s*\[−?\d\.\d{2},\s−?\d\.\d{2}\]", rjcma), f"no interval in Table 2: {rjcma}"
     assert widths and min(widths) > 0, "the results chapter shows no figure"
     for rel, label, verdict in (("notebooks/08_cross_validation.html", "fold", False),
                                 ("notebooks/09_ablation.html", "recursions", True),

@@ -310,11 +310,11 @@ def named_intervals(summary: dict[str, Any], info: dict[str, Any]) -> dict[str, 
 
 
 def fmt_interval(t: dict[str, Any] | None) -> str:
-    """``0.423 [0.161, 0.501]``: the CCC and its 95 % interval; a dash without one."""
+    """``0.423 [0.16, 0.50]``: the CCC and its 95 % interval (its ends to two decimals); a dash without one."""
     if not t or t["ccc"].get("estimate") is None:
         return "—"
     c = t["ccc"]
-    return f"{c['estimate']:.3f}<br>[{c['low']:.3f},\u00a0{c['high']:.3f}]".replace("-", "−")  # no break inside
+    return f"{c['estimate']:.3f}<br>[{c['low']:.2f}, {c['high']:.2f}]".replace("-", "−")
 
 
 def fmt_difference(t: dict[str, Any] | None) -> str:
@@ -324,7 +324,7 @@ def fmt_difference(t: dict[str, Any] | None) -> str:
         return ""
     est = f"{d['estimate']:+.3f}"
     shown = f"**{est}**" if d.get("excludes_zero") else est
-    return f"{shown}<br>[{d['low']:+.3f},\u00a0{d['high']:+.3f}]".replace("-", "−")
+    return f"{shown}<br>[{d['low']:+.2f}, {d['high']:+.2f}]".replace("-", "−")
 
 
 def _paper_cells(row: dict[str, Any], fold: Any) -> tuple[str, str]:
