@@ -33,10 +33,19 @@ TIMES_TABLE = awk -F'\t' '{ n[NR] = $$1; s[NR] = $$2 } END { printf "| step | se
 .PHONY: setup system-deps browser-deps book demo-corpus preprocess train notebooks test test-fast lab bench clean distclean help
 
 help:
-	@echo "make book   main job: demo corpus → preprocessing → training → notebooks → book (_build/html/index.html)"
-	@echo "make test   the tests"
-	@echo "make setup  create $(VENV) and install everything (run by book/test when missing)"
-	@echo "make lab    JupyterLab on notebooks/: run 01_data ... 13_paper_vs_code in order (each builds what it needs)"
+	@echo "make book          main job: demo corpus → preprocessing → training → notebooks → book (_build/html/index.html)"
+	@echo "make test          the whole test suite (sets up what is missing first, Chromium included)"
+	@echo "make test-fast     the tests without the slow and the browser ones"
+	@echo "make setup         create $(VENV) and install everything (run by book/test when missing)"
+	@echo "make system-deps   ffmpeg and espeak-ng (apt-get when root, else the command to run)"
+	@echo "make browser-deps  Chromium for the browser test of the book (apt-get when root)"
+	@echo "make demo-corpus   only the demo corpus (data/demo_corpus)"
+	@echo "make train         only the training runs the book reads (results/demo/)"
+	@echo "make lab           JupyterLab on notebooks/: run 01_data ... 13_paper_vs_code in order (each builds what it needs)"
+	@echo "make bench         the CPU benchmarks (benchmarks/*.py; results in benchmarks/RESULTS.md)"
+	@echo "make bench-gpu     the paper path on one GPU (_build/bench-gpu; appended to benchmarks/RESULTS.md)"
+	@echo "make clean         remove _build, results and the pytest cache"
+	@echo "make distclean     clean, and remove data/ and $(VENV)"
 
 ## ---- set-up ------------------------------------------------------------------------------------
 setup: system-deps $(STAMP)

@@ -1,7 +1,10 @@
-"""The built book in headless Chromium, as a reader sees it: every page loads with no missing resource, no console
-error and no request leaving the machine; equations are typeset by the local MathJax; every figure loads; no page
-shows a table as raw markdown (pipes and dashes in the text); the results pages hold real ``<table>``s with the
-expected rows; no code cell needs a horizontal scroll bar; each notebook page's ``.ipynb`` download works offline.
+"""The built book in headless Chromium, as a reader sees it at a laptop's width (1280 px): every page of the table of
+contents loads with no missing resource, no console error and no request leaving the machine; equations are typeset
+by the local MathJax; every figure loads; nothing on a page scrolls sideways or sticks out of the article column
+(code, outputs, equations, tables, the page itself); no page shows raw markup (a markdown table's pipes, reST roles,
+``$$``, MyST roles, numpy reprs), an unresolved reference or a path of the machine that built it; every internal
+link resolves; the results pages hold real ``<table>``s with the expected rows and a verdict in words under the
+comparison tables; each notebook page's ``.ipynb`` download works offline.
 
 Uses Debian's chromium (`/usr/bin/chromium`, installed by `make test`/`.ci/run`) through Playwright's Python API;
 Playwright's own browser downloads are never used. A full-page screenshot of every page is kept in
@@ -21,7 +24,8 @@ from urllib.parse import urlparse
 
 import pytest
 
-from _book_build import BUILD, built_book
+from _book_build import BUILD, REPO, built_book
+from rjcma.book.paths import toc_entries
 
 CHROMIUM = shutil.which("chromium") or ("/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None)
 ARGS = [
@@ -30,7 +34,7 @@ ARGS = [
 ]
 EQUATIONS_PAGE = "notebooks/06b_equations.html"
 RESULTS_PAGE = "notebooks/11_results.html"
-VIEWPORT = {"width": 1440, "height": 900}  # a laptop screen; code lines are at most 86 characters for it
+VIEWPORT = {"width": 1280, "height": 800}  # a laptop screen (rjcma.css widens the article column for it)
 # a markdown table that was not turned into a <table>: a separator row (|---|:--:| or, after smart quotes, |—|—|)
 RAW_TABLE = re.compile(r"\|\s*:?[-—–]{1,}:?\s*\|\s*:?[-—–]{1,}:?\s*\|")
 RAW_ROW = re.compile(r"(?m)^\s*\|[^|\n]+\|[^|\n]+\|")
@@ -42,9 +46,37 @@ PROSE_JS = """() => {
     .forEach(e => e.remove());
   return c.textContent;
 }"""
-OVERFLOW_JS = """() => Array.from(document.querySelectorAll('.cell_input pre'))
-  .filter(p => p.scrollWidth > p.clientWidth + 1)
-  .map(p => p.textContent.split('\\n').reduce((a, b) => (b.length > a.length ? b : a), '').slice(0, 70))"""
+# every block that scrolls sideways or sticks out of the article column, and the page itself
+OVERFLOW_JS = """() => {
+  const main = document.querySelector('main') || document.body;
+  const col = document.querySelector('article.bd-article') || main;
+  const right = col.getBoundingClientRect().right;
+  const out = [];
+  const sel = 'pre, .output, .cell_output, .math, mjx-container, table, img';
+  for (const e of main.querySelectorAll(sel)) {
+    if (e.closest('details:not([open]), .toggle-hidden, nav')) continue;
+    const r = e.getBoundingClientRect();
+    if (r.width === 0) continue;
+    // inline math and inline elements only must stay inside the column (a glyph's overhang is no scrolling)
+    const inline = (getComputedStyle(e).display.startsWith('inline') && e.tagName !== 'TABLE')
+      || (e.tagName === 'MJX-CONTAINER' && e.getAttribute('display') !== 'true') || e.matches('span.math');
+    const what = e.tagName.toLowerCase() + (e.classList.length ? '.' + e.classList[0] : '');
+    const text = (e.textContent || e.getAttribute('src') || '').trim().replace(/\\s+/g, ' ').slice(0, 70);
+    if (!inline && e.tagName !== 'IMG' && e.scrollWidth > e.clientWidth + 1)
+      out.push(`${what} scrolls (${e.scrollWidth} > ${e.clientWidth} px): ${text}`);
+    else if (r.right > right + 1)
+      out.push(`${what} sticks out of the column (${Math.round(r.right)} > ${Math.round(right)} px): ${text}`);
+  }
+  const d = document.documentElement;
+  if (d.scrollWidth > d.clientWidth + 1) out.push(`the page scrolls sideways (${d.scrollWidth} > ${d.clientWidth})`);
+  return out;
+}"""
+# what a reader must never see in a page's text (outside code): markup that was not rendered, a numpy repr
+RAW_MARKUP = re.compile(r":(mod|func|class|meth|data|attr):`|\$\$|\{(glue|cite|eq|doc|ref|numref)[:}]|\{\{|"
+                        r"\\\(|\\\[")
+RAW_OUTPUT = re.compile(r"np\.float(32|64)\(|<Figure size \d")  # anywhere, outputs included
+# a path of the machine that built the book (anywhere in the page's text, code and outputs included)
+MACHINE_PATH = re.compile(r"(?<![\w.])/(tmp|root|home|work|Users|private/var)/[\w.-]|site-packages|\.venv/lib")
 
 pytestmark = [
     pytest.mark.slow,
@@ -97,7 +129,8 @@ def test_every_page_loads_offline(site, browser):
     shots.mkdir(parents=True, exist_ok=True)
     problems: list[str] = []
     pages = _pages(html)
-    assert "book/intro.html" in pages and EQUATIONS_PAGE in pages
+    missing = [f"{e}.html" for e in toc_entries(REPO) if f"{e}.html" not in pages]
+    assert not missing, f"pages of the table of contents not built: {missing}"
     context = browser.new_context(viewport=VIEWPORT)
     for rel in pages:
         page = context.new_page()
@@ -142,8 +175,18 @@ def test_every_page_loads_offline(site, browser):
             if m:
                 found.append(f"raw markdown table in the text: {prose[max(0, m.start() - 40):m.end() + 40]!r}")
                 break
-        for line in page.evaluate(OVERFLOW_JS):
-            found.append(f"code cell wider than the page: {line!r}")
+        found += page.evaluate(OVERFLOW_JS)
+        m = RAW_MARKUP.search(prose)
+        if m:
+            found.append(f"raw markup in the text: {prose[max(0, m.start() - 40):m.end() + 40]!r}")
+        text = page.evaluate("() => (document.querySelector('main') || document.body).innerText")
+        m = RAW_OUTPUT.search(text)
+        if m:
+            found.append(f"raw output: {text[max(0, m.start() - 40):m.end() + 40]!r}")
+        m = MACHINE_PATH.search(text)
+        if m:
+            found.append(f"a path of the building machine: {text[max(0, m.start() - 30):m.end() + 50]!r}")
+        found += _broken_links(page, host)
         if rel.startswith("notebooks/"):
             found += _download_problems(page, rel)
         page.screenshot(path=str(shots / (rel.replace("/", "__").removesuffix(".html") + ".png")), full_page=True)
@@ -151,6 +194,22 @@ def test_every_page_loads_offline(site, browser):
         page.close()
     context.close()
     assert not problems, "\n".join(problems[:40])
+
+
+def _broken_links(page, host: str) -> list[str]:
+    """Internal links of the page (to other pages, with their anchors) that lead nowhere."""
+    links = page.evaluate("""() => Array.from(document.querySelectorAll('main a[href]')).map(a => a.href)""")
+    out = []
+    for href in sorted(set(links)):
+        url = urlparse(href)
+        if url.netloc != host or not url.path.endswith(".html"):
+            continue
+        resp = page.request.get(href.split("#")[0])
+        if resp.status != 200:
+            out.append(f"link to {url.path}: HTTP {resp.status}")
+        elif url.fragment and f'id="{url.fragment}"' not in resp.text():
+            out.append(f"link to {url.path}#{url.fragment}: no such anchor")
+    return out
 
 
 def _download_problems(page, rel: str) -> list[str]:
@@ -176,6 +235,7 @@ def _tables(page) -> list[list[str]]:
 
 def test_results_pages_hold_real_tables(site, browser):
     from rjcma import paper_numbers
+    from rjcma.book.citations import cite_paper_refs
     from rjcma.results_tables import FUSION_LABELS
 
     html, base = site
@@ -187,18 +247,27 @@ def test_results_pages_hold_real_tables(site, browser):
     first = [r.split(" | ")[0] for r in rows]
     first += [c.split(" (")[0] for c in first if c.startswith("Fold ")]  # "Fold 1 (subject folds)"
     expected = [f"Fold {f}" + (" (official)" if f == 0 else "") for f in range(6)] + ["Mean"]
-    expected += [f"l = {l_}" for l_ in (1, 2, 3, 4)]
-    expected += [FUSION_LABELS[f] for f in ("rjcma", "rjcma-released", "jca", "unimodal:audio")]
-    expected += [t["team"] for t in paper_numbers.TABLE4_TEST]
+    expected += [f"l = {l_}" for l_ in (1, 2, 3, 4)]  # ours or the paper's
+    expected += [cite_paper_refs(FUSION_LABELS[f]) for f in ("rjcma", "rjcma-released", "jca", "unimodal:audio")]
+    first += [c.split(" · ")[0] for c in first]  # "JCA (Praveen et al. 2022) · A+V"
+    expected += [cite_paper_refs(t["team"]) for t in paper_numbers.TABLE4_TEST]
     missing = [e for e in expected if e not in first]
-    assert len(tables) >= 4, f"{RESULTS_PAGE}: {len(tables)} <table>(s), expected Tables 1-4"
+    assert len(tables) >= 5, f"{RESULTS_PAGE}: {len(tables)} <table>(s), expected Tables 1-4 and the six-fold check"
     assert not missing, f"{RESULTS_PAGE}: rows missing from the tables: {missing}"
     fold0 = next(r for r in rows if r.startswith("Fold 0"))
     assert re.search(r"\d\.\d{3}", fold0.split(" | ")[1]), f"no number of ours in Table 1: {fold0}"
+    rjcma = next(r for r in rows if r.startswith(FUSION_LABELS["rjcma"]))
+    assert re.search(r"\d\.\d{3}\s*\[−?\d\.\d{2},\s−?\d\.\d{2}\]", rjcma), f"no interval in Table 2: {rjcma}"
     assert widths and min(widths) > 0, "the results chapter shows no figure"
-    for rel, label in (("notebooks/08_cross_validation.html", "fold"), ("notebooks/09_ablation.html", "l"),
-                       ("notebooks/10_comparison.html", "model")):
+    for rel, label, verdict in (("notebooks/08_cross_validation.html", "fold", False),
+                                ("notebooks/09_ablation.html", "recursions", True),
+                                ("notebooks/10_comparison.html", "method · modalities", True),
+                                (RESULTS_PAGE, "method · modalities", True)):
         page.goto(f"{base}/{rel}", wait_until="load")
         heads = [t[0].split(" | ")[0] for t in _tables(page) if t]
         assert label in heads, f"{rel}: no table headed {label!r} (tables: {heads})"
+        text = page.evaluate("() => document.querySelector('main').innerText")
+        if verdict:  # the verdict in words under the table, written from this run's numbers
+            assert "What to conclude." in text or "not among the values trained here" in text, rel
+            assert re.search(r"scores −?\d\.\d{3} \(95 % interval", text) or "not among" in text, rel
     page.close()

@@ -154,11 +154,12 @@ def _fake_predict(clip, bundle=None):
     return SimpleNamespace(times=np.arange(n) / 25.0, preds=[np.zeros((n, 2))], warnings=[])
 
 
-def _table2() -> rt.Table:
-    released = rt.FUSION_LABELS["rjcma-released"]
-    rows = [["JCA [21]", "a+v", "0.2", "0.4", "0.300"], [released, "a+v+t", "0.4", "0.5", "0.450"],
-            ["Other", "a+v+t", "0.5", "0.5", "0.500"], ["No run", "a+v", "—", "—", "—"]]
-    return rt.Table("Table 2", [], rows, [])
+def _comparison(tmp: Path) -> Path:
+    """A results folder whose comparison summary ranks three fusions (what 11_results reads for its exercise 2)."""
+    rows = [{"fusion": "jca", "mean": 0.3}, {"fusion": "rjcma-released", "mean": 0.45}, {"fusion": "rjcma", "mean": 0.5}]
+    (tmp / "demo" / "compare").mkdir(parents=True)
+    (tmp / "demo" / "compare" / "summary.json").write_text(json.dumps({"rows": rows}))
+    return tmp / "demo"
 
 
 def namespace(name: str, tmp: Path, monkeypatch) -> dict:
@@ -214,7 +215,7 @@ def namespace(name: str, tmp: Path, monkeypatch) -> dict:
                 "ours": rows[0]}
     if name == "11_results":
         t1 = rt.Table("Table 1", [], [], [], values={"valence": 0.31, "arousal": 0.5})
-        return {**base, "chapter": results, "rt": rt, "t1": t1, "t2": _table2(), "pm": paper_numbers.table1_mean()}
+        return {**base, "chapter": results, "rt": rt, "t1": t1, "base": _comparison(tmp), "pm": paper_numbers.table1_mean()}
     if name == "12_inference":
         monkeypatch.setattr(inference, "predict_video", _fake_predict)
         res = SimpleNamespace(summary={"seconds": {"faces": 3.0, "audio": 1.0}, "duration_s": 8.0})

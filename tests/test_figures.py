@@ -119,7 +119,7 @@ FIGURES = {
     "training.ccc_bars": lambda: training.ccc_bars(_ccc_rows("model"), "model"),
     "training.recursion_ablation": lambda: training.recursion_ablation(_ccc_rows("l")),
     "results.table1_folds": lambda: results.table1_folds(Table("t", [], [], [])),
-    "results.table3_recursions": lambda: results.table3_recursions(Table("t", [], [], []), "demo"),
+    "results.table3_recursions": lambda: results.table3_recursions([{"l": 1, "mean": 0.3, "fold": 1}], "demo"),
     "inference.prediction": lambda: inference.prediction(_result(), labels=_labels()),
     "inference.prediction one person": lambda: inference.prediction(_result(1)),
     "paper_vs_code.correlation_layouts": lambda: paper_vs_code.correlation_layouts(np.zeros((6, 6)), np.zeros((4, 9))),

@@ -28,7 +28,7 @@ from test_exercises import exercises_of
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted(p.stem for p in (REPO / "notebooks").glob("*.ipynb"))
 MAX_CELL_LINES = 25  # a code cell a reader takes in at a glance
-MAX_LINE = 86  # characters of a code line that fit the book's code cells at 1440 px without scrolling
+MAX_LINE = 86  # characters of a code line that fit the book's code cells at 1280 px without scrolling
 
 
 def _nb(name: str):

@@ -15,8 +15,9 @@ import pytest
 import yaml
 
 from _book_build import REPO, built_book
-from rjcma.book.execute import DEMO_SECONDS, NotebookRun, expected_seconds, run_all_notebooks, run_notebooks
-from rjcma.book.parameters import notebook_parameters, parameter_values, parameters_cells
+from rjcma.book.execute import NotebookRun, expected_seconds, run_all_notebooks, run_notebooks, run_one
+from rjcma.book.facts import NOTEBOOK_SECONDS
+from rjcma.book.parameters import merge_injected, notebook_parameters, parameter_values, parameters_cells
 from rjcma.book.paths import BookPaths, toc_entries, toc_notebooks
 from rjcma.config import field_names, load_config
 from rjcma.errors import RjcmaError
@@ -171,13 +172,13 @@ def test_side_by_side_runs_start_longest_first_and_report_in_toc_order(tmp_path)
     assert dict((n, i) for i, n in started) == {n: k for k, n in enumerate(names, 1)}, "numbered by toc position"
     # the expected durations: the last executed copy's papermill duration, else the demo figure, else 0
     paths = BookPaths.default(root=tmp_path, build=tmp_path / "_build")
-    assert expected_seconds(paths, "12_inference") == DEMO_SECONDS["12_inference"]
+    assert expected_seconds(paths, "12_inference") == NOTEBOOK_SECONDS["12_inference"]
     assert expected_seconds(paths, "99_new") == 0.0
     nb = nbformat.v4.new_notebook(metadata={"papermill": {"duration": 3.5}})
     (paths.executed / "notebooks").mkdir(parents=True)
     nbformat.write(nb, paths.executed / "notebooks" / "12_inference.ipynb")
     assert expected_seconds(paths, "12_inference") == 3.5
-    assert set(DEMO_SECONDS) == set(EXPECTED), "DEMO_SECONDS names every notebook of the book"
+    assert set(NOTEBOOK_SECONDS) == set(EXPECTED), "NOTEBOOK_SECONDS names every notebook of the book"
 
 
 # ---- every notebook with tiny parameters, and the book -----------------------------------------------------------
@@ -194,11 +195,13 @@ def test_notebook_runs_with_tiny_parameters(book, name):
     assert run.ok, run.error
     assert run.seconds < 60, f"{name} took {run.seconds:.0f} s with tiny parameters (budget 20 s)"
     nb = nbformat.read(run.output, as_version=4)
-    injected = [c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", [])]
-    assert len(injected) == 1, "papermill's injected-parameters cell is missing"
-    tree = ast.parse(injected[0].source)
-    assigned = {t.id for s in tree.body if isinstance(s, ast.Assign) for t in s.targets if isinstance(t, ast.Name)}
-    assert assigned == set(run.parameters)
+    # one parameters cell on the page, holding the values the notebook ran with (papermill's cell merged into it)
+    assert not [c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", [])]
+    own = parameters_cells(nb)
+    assert len(own) == 1
+    tree = ast.parse(nb.cells[own[0]].source)
+    assigned = {s.targets[0].id: ast.literal_eval(s.value) for s in tree.body if isinstance(s, ast.Assign)}
+    assert assigned == run.parameters
     assert not [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
     # the exercises as the page shows them: every check says what it expects, every folded solution passes
     shown = {"check": [], "solution": []}
@@ -240,11 +243,12 @@ def test_built_pages_reference_no_external_resource(book):
                 continue
             bad.append(f"{page.relative_to(book.paths.html)}: {tag[:160]}")
     assert not bad, "external resources:\n" + "\n".join(bad[:20])
-    # every executed page records its parameters (the injected cell is shown)
+    # every executed page shows its parameters once: the notebook's cell with the values it ran with
     for name in TOC_NOTEBOOKS:
         page = book.paths.html / "notebooks" / f"{name}.html"
         if page.exists() and name in book.runs and book.runs[name].ok:
-            assert "injected-parameters" in page.read_text() or "Parameters" in page.read_text()
+            text = re.sub(r"<[^>]+>", "", page.read_text())
+            assert text.count("# parameters") == 1 and "# Parameters" not in text, name
 
 
 @pytest.mark.slow
@@ -289,10 +293,6 @@ def test_results_tables_come_from_result_folders(tmp_path):
     assert t1.rows[0][:5] == ["Fold 0 (official)", "0.450", "0.650", "0.550", 2]
     assert t1.rows[0][5:] == [f"{paper_numbers.TABLE1_FOLDS[0][k]:.3f}" for k in ("valence", "arousal", "mean")]
     assert t1.values["valence"] == pytest.approx((0.45 + 0.30) / 2)
-    t3 = rt.table3(runs)
-    assert t3.rows[0][:4] == ["l = 1", "0.100", "0.300", "0.200"] and t3.rows[1][1] == "—"
-    t2 = rt.table2(runs)
-    assert t2.rows[0][:5] == ["JCA [21]", "audio+visual", "0.200", "0.400", "0.300"]
     line = rt.provenance(t1.runs)
     assert "profile **demo**" in line and "data/demo_corpus" in line and "abc1234" in line and "3 run(s)" in line
     assert len(rt.table4().rows) == len(paper_numbers.TABLE4_TEST)
@@ -313,4 +313,126 @@ def test_results_tables_follow_the_experiment_summaries(tmp_path):
     runs = rt.find_runs(tmp_path, "demo")
     assert sorted((r.kind, r.name) for r in runs) == [("compare", "jca"), ("compare", "rjcma_f0"), ("cv", "rjcma_f0")]
     assert rt.table1(runs).rows[0][1] == "0.400"
-    assert [r[0] for r in rt.table2(runs).rows[:2]] == ["JCA [21]", "RJCMA, paper's equations"]
+
+
+def test_papermills_values_are_written_into_the_one_parameters_cell(tmp_path):
+    from nbformat.v4 import new_code_cell
+
+    nb = nbformat.read(_write_nb(tmp_path / "p.ipynb", 'seq_len = 300  # K\ncorpus = "data/x"  # where\n'),
+                       as_version=4)
+    injected = new_code_cell('# Parameters\nseq_len = 32\ncorpus = "_build/t/corpus"\nstride = 16\n')
+    injected.metadata["tags"] = ["injected-parameters"]
+    nb.cells.insert(2, injected)
+    assert merge_injected(nb)
+    assert [c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", [])] == []
+    assert nb.cells[1].source == 'seq_len = 32  # K\ncorpus = "_build/t/corpus"  # where\nstride = 16'
+    assert not merge_injected(nb), "nothing to merge the second time"
+
+
+def test_jupyter_book_on_the_repository_stops_before_writing(tmp_path):
+    """`jupyter-book build .` on notebooks without outputs: the guard names them and says to run `make book`."""
+    from sphinx.errors import ConfigError
+
+    from rjcma.book.guard import refuse_unexecuted, unexecuted_notebooks
+
+    assert unexecuted_notebooks(REPO) == [f"notebooks/{n}.ipynb" for n in TOC_NOTEBOOKS]
+
+    class App:
+        srcdir = REPO
+
+    with pytest.raises(ConfigError, match=r"make book.*Nothing was written"):
+        refuse_unexecuted(App(), None)
+    conf = yaml.safe_load((REPO / "_config.yml").read_text())
+    assert "rjcma.book.guard" in conf["sphinx"]["config"]["extensions"]
+
+
+@pytest.mark.slow
+def test_jupyter_book_build_dot_leaves_the_book_alone(tmp_path):
+    """The command a Jupyter Book user types, on a copy of the repository with a book already built: it fails
+    with the guard's message and `_build/html` keeps its bytes."""
+    exe = Path(sys.executable).parent / "jupyter-book"
+    if not exe.exists():
+        pytest.skip("jupyter-book not installed")
+    copy = tmp_path / "repo"
+    copy.mkdir()
+    for part in ("_config.yml", "_toc.yml", "book", "notebooks", "_static"):
+        src = REPO / part
+        (shutil.copytree if src.is_dir() else shutil.copy2)(src, copy / part)
+    (copy / "_build" / "html").mkdir(parents=True)
+    (copy / "_build" / "html" / "index.html").write_text("the good book")
+    env = dict(__import__("os").environ, PYTHONPATH=str(REPO / "rjcma_src"))
+    proc = subprocess.run([str(exe), "build", "."], cwd=copy, capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode != 0
+    assert "make book" in proc.stdout + proc.stderr
+    assert (copy / "_build" / "html" / "index.html").read_text() == "the good book"
+    assert sorted(p.name for p in (copy / "_build" / "html").iterdir()) == ["index.html"]
+
+
+# ---- what the pages offer a reader -------------------------------------------------------------------------------
+SUGGESTION = re.compile(r"^(\w+)\s*=.*#.*\btry (\"[^\"]*\"|[\w.+-]+)")
+
+
+def suggested_overrides() -> list[tuple[str, str, object]]:
+    """(notebook, parameter, value) for every `try VALUE` a parameters cell suggests to a reader."""
+    out = []
+    for name in EXPECTED:
+        nb = nbformat.read(REPO / "notebooks" / f"{name}.ipynb", as_version=4)
+        for line in nb.cells[parameters_cells(nb)[0]].source.splitlines():
+            m = SUGGESTION.match(line)
+            if m:
+                out.append((name, m.group(1), ast.literal_eval(m.group(2))))
+    return out
+
+
+def test_the_notebooks_suggest_overrides():
+    found = suggested_overrides()
+    assert ("01_data", "fold_scheme", "released") in found and len(found) >= 4, found
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name,parameter,value", suggested_overrides())
+def test_every_suggested_override_runs(book, tmp_path, name, parameter, value):
+    """Each `try VALUE` of a parameters cell, run under papermill with the tiny book's other values."""
+    import contextlib
+
+    from rjcma.book.execute import ensure_kernel, kernel_environment
+    from rjcma.config import Config
+
+    cfg = book.cfg.replace(**{parameter: value})
+    assert isinstance(cfg, Config)
+    paths = BookPaths.default(root=REPO, build=tmp_path)
+    ensure_kernel()
+    with kernel_environment(), contextlib.chdir(REPO):
+        run = run_one(cfg, paths, name)
+    assert run.ok, run.error
+    assert run.parameters[parameter] == value
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", EXPECTED)
+def test_every_figure_is_drawn(book, name):
+    """A cell that draws a figure (its last line calls `figures.`, or it displays one) shows a PNG with something
+    in it, and no cell prints a bare `<Figure ...>` instead of the picture."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    run = book.runs.get(name)
+    assert run is not None and run.ok, run.error if run else name
+    nb = nbformat.read(run.output, as_version=4)
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type != "code":
+            continue
+        # a figure's text/plain ("<Figure size ...>") is only the fallback of its PNG; shown alone, it is the bug
+        bare = [o.get("text", "") if o.output_type == "stream" else o.get("data", {}).get("text/plain", "")
+                for o in cell.outputs if o.output_type == "stream" or "image/png" not in o.get("data", {})]
+        assert not any(re.search(r"<Figure size [^>]* with \d+ Axes>", str(t)) for t in bare), f"cell {i}: {bare}"
+        lines = [ln for ln in cell.source.splitlines() if ln.strip() and not ln.startswith((" ", ")"))]
+        draws = bool(lines) and lines[-1].startswith("figures.") or "display(figures." in cell.source
+        pngs = [o["data"]["image/png"] for o in cell.outputs if "image/png" in o.get("data", {})]
+        if draws:
+            assert pngs, f"{name} cell {i} draws a figure but shows none:\n{cell.source[:200]}"
+        for png in pngs:
+            pixels = np.asarray(Image.open(io.BytesIO(__import__("base64").b64decode(png))).convert("L"), float)
+            assert pixels.std() > 5 and min(pixels.shape) > 100, f"{name} cell {i}: an empty or tiny figure"

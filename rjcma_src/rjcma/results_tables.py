@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
@@ -17,9 +18,10 @@ from typing import Any, Iterable
 import yaml
 
 from rjcma import paper_numbers as paper
+from rjcma.book.citations import FAMILY_SOURCE, cite_paper_refs
 from rjcma.fusions import FUSIONS
 
-KINDS = {"table1": "cv", "table2": "compare", "table3": "ablate"}
+KINDS = {"table1": "cv", "table2": "compare", "table3": "ablate", "check": "compare-folds"}
 
 
 @dataclass
@@ -152,7 +154,7 @@ def _mean(values: list[float]) -> float | None:
 
 
 def _fmt(x: float | None, digits: int = 3) -> str:
-    return "—" if x is None else f"{x:.{digits}f}"
+    return "—" if x is None else f"{x:.{digits}f}".replace("-", "−")
 
 
 def markdown_table(header: list[str], rows: list[list[Any]]) -> str:
@@ -238,62 +240,9 @@ def table1(runs: list[Run], fold_ids: Iterable[int] | None = None) -> Table:
 FUSION_LABELS = {name: f.label for name, f in FUSIONS.items()}  # the registry's labels, in its order
 
 
-def table2(runs: list[Run]) -> Table:
-    """Fusion comparison on fold 0 (kind ``compare``), beside the paper's Table 2 validation columns."""
-    cmp_ = [r for r in runs if r.kind == KINDS["table2"]]
-    got = ccc_by(cmp_, lambda r: (r.fusion, tuple(r.modalities)))
-    paper_by_fusion = {m["fusion"]: m for m in paper.TABLE2_METHODS if m["fusion"]}
-    order = list(FUSION_LABELS)
-    keys = sorted(got, key=lambda k: (order.index(k[0]) if k[0] in order else len(order), k))
-    rows = []
-    values: dict[str, float | None] = {}
-    for key in keys:
-        fusion, mods = key
-        v, a, m, n = _ours(got[key])
-        p = paper_by_fusion.get(fusion, {})
-        rows.append([FUSION_LABELS.get(fusion, fusion), "+".join(mods), _fmt(v), _fmt(a), _fmt(m), n,
-                     _fmt(p.get("val_valence")), _fmt(p.get("val_arousal"))])
-        values[f"{fusion}_mean"] = m
-    for prow in paper.TABLE2_METHODS:  # the paper's rows we do not reproduce, for reference
-        if prow["fusion"] is None:
-            rows.append([f"{prow['method']} ({prow['type']})", "—", "—", "—", "—", 0,
-                         _fmt(prow["val_valence"]), _fmt(prow["val_arousal"])])
-    return Table(
-        title="Table 2 analogue: fusion methods on fold 0 (official validation set)",
-        header=["method", "modalities", "valence (ours)", "arousal (ours)", "mean (ours)", "runs",
-                "valence (paper)", "arousal (paper)"],
-        rows=rows, runs=cmp_,
-        note="Rows without our numbers are other teams' systems the paper cites; we do not reimplement them.",
-        values=values,
-    )
-
-
-def table3(runs: list[Run]) -> Table:
-    """Number of recursions l (kind ``ablate``), beside the paper's Table 3 (fold 1)."""
-    abl = [r for r in runs if r.kind == KINDS["table3"]]
-    got = ccc_by(abl, lambda r: r.iterations)
-    folds = sorted({r.fold for r in abl if r.fold is not None})
-    ls = sorted(set(paper.TABLE3_RECURSIONS) | {k for k in got if k is not None})
-    rows, values = [], {}
-    for l_ in ls:
-        v, a, m, n = _ours(got.get(l_))
-        p = paper.TABLE3_RECURSIONS.get(l_, {})
-        rows.append([f"l = {l_}", _fmt(v), _fmt(a), _fmt(m), n,
-                     _fmt(p.get("valence")), _fmt(p.get("arousal")), _fmt(p.get("mean"))])
-        values[f"l{l_}_mean"] = m
-    return Table(
-        title="Table 3 analogue: number of recursions l",
-        header=["recursions", "valence (ours)", "arousal (ours)", "mean (ours)", "runs",
-                "valence (paper)", "arousal (paper)", "mean (paper)"],
-        rows=rows, runs=abl,
-        note=f"Ours on fold(s) {', '.join(map(str, folds)) or '—'}; the paper's on fold {paper.TABLE3_FOLD}.",
-        values=values,
-    )
-
-
 def table4() -> Table:
     """The paper's Table 4 (6th ABAW test set). Test labels are not public: no reproduced column exists."""
-    rows = [[t["team"], t["modalities"], "yes" if t["ensemble"] else "no", _fmt(t["valence"], 4),
+    rows = [[cite_paper_refs(t["team"]), t["modalities"], "yes" if t["ensemble"] else "no", _fmt(t["valence"], 4),
              _fmt(t["arousal"], 4), _fmt(t["mean"], 4)] for t in paper.TABLE4_TEST]
     return Table(
         title="Table 4: the 6th ABAW test set (paper's numbers only)",
@@ -302,3 +251,153 @@ def table4() -> Table:
         note="The test labels are held by the organisers; `rjcma export-test` writes a submission file they can "
              "score. No reproduced test numbers can be computed here.",
     )
+
+
+# ---- the experiments' tables with their intervals (summary.json + summary_intervals.json) ----------------------------
+INTERVALS_FILE = "summary_intervals.json"
+SHORT_MODALITIES = {"audio": "A", "visual": "V", "text": "T"}
+
+
+def read_summary(exp_dir: str | Path) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """An experiment's ``summary.json`` and its ``summary_intervals.json`` (None when missing or written for
+    another summary, i.e. with another config hash); ({}, None) without a summary."""
+    exp_dir = Path(exp_dir)
+    try:
+        summary = json.loads((exp_dir / "summary.json").read_text())
+    except (OSError, ValueError):
+        return {}, None
+    try:
+        info = json.loads((exp_dir / INTERVALS_FILE).read_text())
+    except (OSError, ValueError):
+        return summary, None
+    return summary, info if info.get("summary_config_hash") == summary.get("config_hash") else None
+
+
+def row_name(row: dict[str, Any]) -> str:
+    """A summary row as the book names it: the fusion's label (the paper's reference numbers as author and year),
+    ``l = 3`` for an ablation row, ``fold 2`` for a cross-validation row."""
+    if "fusion" in row and "model" in row:
+        return cite_paper_refs(FUSION_LABELS.get(row["fusion"], str(row["model"])))
+    if "l" in row:
+        return f"l = {row['l']}"
+    return f"fold {row.get('fold')}"
+
+
+# the verdicts' words for the rows whose table label is long
+SHORT_NAMES = {"rjcma": "RJCMA", "rjcma-released": "the released code's fusion", "grjca": "GRJCA (released)",
+               "hgrjca": "HGRJCA (released)", "dca": "DCA (released)", "gated-rjcma": "gated RJCMA (ours)"}
+
+
+def _summary_label(row: dict[str, Any]) -> str:
+    """A summary row's label in summary_intervals.json (rjcma.train.intervals names rows so)."""
+    return str(row["model"]) if "model" in row else f"l={row['l']}" if "l" in row else f"fold {row.get('fold')}"
+
+
+def short_name(row: dict[str, Any]) -> str:
+    """A summary row as a sentence names it: ``RJCMA``, ``unimodal visual``, ``JCA``, ``l = 3``."""
+    if row.get("fusion") in SHORT_NAMES and "model" in row:
+        return SHORT_NAMES[row["fusion"]]
+    return re.sub(r"\s*\((TCN \+ head|[^)]*\d{4})\)", "", row_name(row)).strip()
+
+
+def named_intervals(summary: dict[str, Any], info: dict[str, Any]) -> dict[str, Any]:
+    """``info`` with every row (and the reference) named by :func:`short_name` (the verdicts' words)."""
+    by_label = {_summary_label(r): short_name(r) for r in summary.get("rows", [])}
+    out = dict(info)
+    out["rows"] = [dict(r, label=by_label.get(r["label"], r["label"])) for r in info.get("rows", [])]
+    out["reference"] = by_label.get(info.get("reference"), info.get("reference"))
+    return out
+
+
+def fmt_interval(t: dict[str, Any] | None) -> str:
+    """``0.423 [0.16, 0.50]``: the CCC and its 95 % interval (its ends to two decimals); a dash without one."""
+    if not t or t["ccc"].get("estimate") is None:
+        return "—"
+    c = t["ccc"]
+    return f"{c['estimate']:.3f}<br>[{c['low']:.2f}, {c['high']:.2f}]".replace("-", "−")
+
+
+def fmt_difference(t: dict[str, Any] | None) -> str:
+    """The paired difference to the reference, bold where its interval excludes zero; empty on the reference."""
+    d = (t or {}).get("diff")
+    if not d or d.get("estimate") is None:
+        return ""
+    est = f"{d['estimate']:+.3f}"
+    shown = f"**{est}**" if d.get("excludes_zero") else est
+    return f"{shown}<br>[{d['low']:+.2f}, {d['high']:+.2f}]".replace("-", "−")
+
+
+def _paper_cells(row: dict[str, Any], fold: Any) -> tuple[str, str]:
+    """The published (valence / arousal, source) of a summary row's method, where the paper or the family
+    published it for this fold (the official validation set)."""
+    if "l" in row:
+        p = paper.TABLE3_RECURSIONS.get(row["l"]) if fold == paper.TABLE3_FOLD else None
+        return (f"{p['valence']:.3f} / {p['arousal']:.3f}", "paper, Table 3") if p else ("", "")
+    if fold != 0:
+        return "", ""
+    for m in paper.TABLE2_METHODS:
+        if m["fusion"] == row.get("fusion"):
+            return f"{m['val_valence']:.3f} / {m['val_arousal']:.3f}", "paper, Table 2"
+    for m in paper.FAMILY_METHODS:
+        if row.get("fusion") in m["fusions"]:
+            return f"{m['val_valence']:.3f} / {m['val_arousal']:.3f}", f"{FAMILY_SOURCE[0]}, abstract"
+    return "", ""
+
+
+def _published_only(summary: dict[str, Any], width: int) -> list[list[Any]]:
+    """The published rows this experiment did not train (the paper's other systems in Table 2, its l values in
+    Table 3), for the results chapter: ours empty, theirs with the source."""
+    rows = summary.get("rows", [])
+    blank = ["—", ""] * 2
+    if rows and "l" in rows[0]:
+        if summary.get("fold") != paper.TABLE3_FOLD:
+            return []
+        have = {r["l"] for r in rows}
+        return [[f"l = {l_}", *blank, f"{p['valence']:.3f} / {p['arousal']:.3f}", "paper, Table 3"]
+                for l_, p in paper.TABLE3_RECURSIONS.items() if l_ not in have]
+    if summary.get("fold") != 0:
+        return []
+    have = {r.get("fusion") for r in rows}
+    out = [[cite_paper_refs(f"{m['method']}, {m['type']}"), *blank,
+            f"{m['val_valence']:.3f} / {m['val_arousal']:.3f}", "paper, Table 2"]
+           for m in paper.TABLE2_METHODS if m["fusion"] not in have]
+    return [r[:width] for r in out]
+
+
+def interval_table(exp_dir: str | Path, title: str, published: bool = False) -> Table | None:
+    """An experiment's table (``compare``, ``compare-folds``, ``ablate``): each row's CCC per target with its
+    95 % interval, its paired difference to the reference row (bold where the interval excludes zero) and, where
+    published for the same fold, the paper's or the family's numbers with their source; with ``published``, also
+    the published rows this run did not train. None without a summary. ``values``: the named intervals (what
+    :mod:`rjcma.book.verdicts` reads)."""
+    summary, info = read_summary(exp_dir)
+    if not summary or not summary.get("rows"):
+        return None
+    by_label = {r["label"]: r for r in (info or {}).get("rows", [])}
+    fold, first = summary.get("fold"), summary["rows"][0]
+    rows = []
+    for r in summary["rows"]:
+        t = by_label.get(_summary_label(r), {}).get("targets", {})
+        mods = "+".join(SHORT_MODALITIES.get(m, m) for m in str(r.get("modalities", "")).split("+") if m)
+        rows.append([row_name(r) + (f" · {mods}" if mods else ""), fmt_interval(t.get("valence")),
+                     fmt_difference(t.get("valence")), fmt_interval(t.get("arousal")),
+                     fmt_difference(t.get("arousal")), *_paper_cells(r, fold)])
+    if published:
+        rows += _published_only(summary, len(rows[0]))
+    ref = named_intervals(summary, info)["reference"] if info else None
+    delta = f"Δ to {ref}" if ref else "Δ"
+    header = ["method · modalities" if "model" in first else "recursions", "valence [95 % interval]", delta,
+              "arousal [95 % interval]", delta, "published V / A", "source"]
+    if not any(row[-1] for row in rows):  # nothing published for these rows (another fold, the six-fold check)
+        header, rows = header[:-2], [row[:-2] for row in rows]
+    paired = any(row[2] or row[4] for row in rows)
+    if not paired:  # no reference row among these: no differences to show
+        header, rows = [h for i, h in enumerate(header) if i not in (2, 4)], [
+            [c for i, c in enumerate(row) if i not in (2, 4)] for row in rows]
+    units = (info or {}).get("units", {})
+    note = (("Bold: the paired 95 % interval of the difference excludes zero (larger than the noise). " if paired
+             else "")
+            + ("Units resampled: " + ", ".join(f"fold {f}: {u['count']} {u['kind']}s" for f, u in units.items())
+               + "." if units else "No intervals: rerun the experiment to write summary_intervals.json."))
+    return Table(title=title, header=header, rows=rows, runs=[], note=note,
+                 values=named_intervals(summary, info) if info else {})

@@ -10,10 +10,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import yaml
+
+from rjcma.book.facts import substitutions
 from rjcma.book.paths import BookPaths, package_root, toc_notebooks
 from rjcma.errors import RjcmaError
 
 MATHJAX_ENTRY = "tex-chtml.js"  # the MathJax 3 component the book loads (relative to _static/mathjax/)
+STYLE_DIR = "_static"  # the book's own stylesheet (rjcma.css: the column width at laptop sizes), in the repository
 
 
 def mathjax_dir() -> Path:
@@ -34,7 +38,8 @@ def mathjax_dir() -> Path:
 
 
 def prepare_source(paths: BookPaths) -> Path:
-    """Assemble ``_build/src``: config, toc, chapters, executed notebooks and ``_offline_static/mathjax``."""
+    """Assemble ``_build/src``: config, toc, chapters, executed notebooks, the book's stylesheet and
+    ``_offline_static/mathjax``."""
     root, src = paths.root, paths.src
     names = toc_notebooks(root)
     missing = [n for n in names if not (paths.executed / "notebooks" / f"{n}.ipynb").is_file()]
@@ -47,15 +52,20 @@ def prepare_source(paths: BookPaths) -> Path:
     if src.exists():
         shutil.rmtree(src)
     src.mkdir(parents=True)
-    for f in ("_config.yml", "_toc.yml"):
-        shutil.copy2(root / f, src / f)
+    shutil.copy2(root / "_toc.yml", src / "_toc.yml")
+    conf = yaml.safe_load((root / "_config.yml").read_text())
+    # the facts the chapters show through {{ name }} (rjcma.book.facts), from the profiles and the measured times
+    conf.setdefault("parse", {})["myst_substitutions"] = substitutions()
+    (src / "_config.yml").write_text(yaml.safe_dump(conf, sort_keys=False, allow_unicode=True))
     shutil.copytree(root / "book", src / "book", ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
     (src / "notebooks").mkdir()
     for n in names:
         shutil.copy2(paths.executed / "notebooks" / f"{n}.ipynb", src / "notebooks" / f"{n}.ipynb")
-    # copied by Sphinx to <html>/_static/mathjax/ (html_static_path in _config.yml); not under the source's
-    # `_static/`, whose .js files jupyter-book would add as <script> tags to every page
+    # copied by Sphinx to <html>/_static/ (html_static_path in _config.yml); not under the source's `_static/`,
+    # whose every .js file (MathJax's hundreds) jupyter-book would add as a <script> tag to every page
     shutil.copytree(mathjax_dir(), src / "_offline_static" / "mathjax")
+    for css in sorted((root / STYLE_DIR).glob("*.css")):  # html_css_files in _config.yml
+        shutil.copy2(css, src / "_offline_static" / css.name)
     return src
 
 

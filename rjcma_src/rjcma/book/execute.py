@@ -13,23 +13,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from rjcma.book.parameters import notebook_parameters, parameter_values
+from rjcma.book.facts import NOTEBOOK_SECONDS
+from rjcma.book.parameters import merge_injected, notebook_parameters, parameter_values
 from rjcma.book.paths import BookPaths, package_root, toc_notebooks
 from rjcma.config import Config
 from rjcma.errors import RjcmaError
 
 KERNEL_NAME = "python3"
 TIMEOUT_PER_CELL_S = 900
-
-# seconds each notebook ran in the demo profile's `make book` (idle 2-core machine, two at a time; the book's chapter
-# *Running this book*): the start order of side-by-side runs when a notebook has no executed copy yet. Longest first,
-# so that no long notebook starts last and runs alone; the figures order the runs and nothing else.
-DEMO_SECONDS = {
-    "02_visual": 52, "12_inference": 32, "04_text": 15, "13_paper_vs_code": 14, "05_encoders": 13,
-    "06b_equations": 11, "06a_tcn": 10, "06c_gating": 8, "07_training": 8, "08_cross_validation": 8,
-    "09_ablation": 8, "10_comparison": 7, "01_data": 6, "03_audio": 5, "11_results": 4,
-}
-
 
 def ensure_kernel() -> None:
     """Make the ``python3`` kernelspec resolve to this interpreter (the venv's), or fail saying how to fix it."""
@@ -138,6 +129,11 @@ def execute_notebook(src: Path, dst: Path, params: dict[str, Any], cwd: Path) ->
         raise RjcmaError(
             f"{src}: {where} failed: {e.ename}: {evalue[0] if evalue else ''} — the traceback is in {dst}"
         ) from None
+    import nbformat  # the book extra
+
+    nb = nbformat.read(str(dst), as_version=4)
+    if merge_injected(nb):  # the page shows one parameters cell, with the values it ran with
+        nbformat.write(nb, str(dst))
 
 
 def notebooks_to_run(paths: BookPaths, only: list[str] | None, require_all: bool) -> list[str]:
@@ -205,12 +201,12 @@ def run_notebooks(cfg: Config, paths: BookPaths, only: list[str] | None = None, 
 
 def expected_seconds(paths: BookPaths, name: str) -> float:
     """How long notebook ``name`` is expected to run: its last executed copy's papermill duration, else
-    :data:`DEMO_SECONDS`, else 0. Only the start order of side-by-side runs uses it."""
+    :data:`rjcma.book.facts.NOTEBOOK_SECONDS`, else 0. Only the start order of side-by-side runs uses it."""
     try:
         nb = json.loads((paths.executed / "notebooks" / f"{name}.ipynb").read_text())
         return float(nb["metadata"]["papermill"]["duration"])
     except (OSError, ValueError, KeyError, TypeError):
-        return float(DEMO_SECONDS.get(name, 0.0))
+        return float(NOTEBOOK_SECONDS.get(name, 0.0))
 
 
 def run_all_notebooks(names: list[str], run_one: Callable[[int, str], NotebookRun], jobs: int, stop_on_error: bool,

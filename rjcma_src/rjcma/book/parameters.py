@@ -4,6 +4,7 @@ config fields; the runner gives each the value the profile has (papermill inject
 from __future__ import annotations
 
 import ast
+import json
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -63,3 +64,39 @@ def parameter_values(cfg: Config, names: Iterable[str], source: str = "notebook"
         value = cfg.profile if section == "profile" else getattr(getattr(cfg, section), fname)
         out[name] = list(value) if isinstance(value, (list, tuple)) else value
     return out
+
+
+def _literal(value: Any) -> str:
+    """A parameter value as a Python literal, strings in double quotes (as the notebooks write them)."""
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_literal(v) for v in value) + "]"
+    return repr(value)
+
+
+def merge_injected(nb: Any) -> bool:
+    """One parameters cell on the page: papermill's injected values written into the notebook's own cell (its
+    comments kept), and papermill's cell removed. Returns True when the notebook had an injected cell.
+
+    A reader then sees each parameter once, with the value this page ran with and what it means; the downloaded
+    notebook runs the same way."""
+    injected = [i for i, c in enumerate(nb.cells) if "injected-parameters" in c.get("metadata", {}).get("tags", [])]
+    own = parameters_cells(nb)
+    if len(injected) != 1 or len(own) != 1:
+        return False
+    values = {}
+    for stmt in ast.parse(nb.cells[injected[0]].source).body:
+        if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name):
+            values[stmt.targets[0].id] = ast.literal_eval(stmt.value)
+    cell = nb.cells[own[0]]
+    lines = cell.source.splitlines()
+    for stmt in ast.parse(cell.source).body:
+        name, value = _assignment(stmt, Path("notebook"))
+        if name in values and value.lineno == value.end_lineno:
+            row = lines[value.lineno - 1]
+            lines[value.lineno - 1] = row[: value.col_offset] + _literal(values.pop(name)) + row[value.end_col_offset:]
+    lines += [f"{name} = {_literal(v)}" for name, v in values.items()]  # a value the cell did not assign
+    cell.source = "\n".join(lines)
+    del nb.cells[injected[0]]
+    return True

@@ -33,17 +33,44 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+# command -> one example a reader can run (shown under the command's --help)
+EXAMPLES: dict[str, str] = {
+    "synth": "rjcma synth --out data/demo_corpus",
+    "folds": "rjcma folds --profile demo",
+    "preprocess": "rjcma preprocess --profile demo --workers 2",
+    "train": "rjcma train --profile demo --fold 0",
+    "cv": "rjcma cv --profile demo",
+    "ablate": "rjcma ablate --profile demo --iterations 1,2,3,4",
+    "compare": "rjcma compare --profile demo --folds 0,1,2,3,4,5 --models unimodal:visual,rjcma",
+    "experiments": "rjcma experiments --profile demo",
+    "export-test": "rjcma export-test --profile paper --set corpus=/data/affwild2",
+    "predict": "rjcma predict my_video.mp4 --out predictions/",
+    "book": "rjcma book --profile demo --only 11_results",
+    "lab": "rjcma lab",
+    "info": "rjcma info --config --profile paper",
+}
+DESCRIPTION = """Reproduce "Recursive Joint Cross-Modal Attention for Multimodal Fusion in Dimensional Emotion Recognition"
+(RJCMA): valence and arousal per video frame from faces, voice and words. The demo profile runs end to end offline
+on a generated corpus; the paper profile runs on Aff-Wild2."""
+EPILOG = """examples:
+  make book                                        the demo end to end: corpus, store, training, notebooks, book
+  rjcma predict my_video.mp4 --out predictions/    valence and arousal for a video of your own
+  rjcma COMMAND --help                             what a command does, its options and an example"""
+
+
 def _fn(name: str) -> str:
     return name.replace("-", "_")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="rjcma", description=__doc__.splitlines()[0])
+    raw = argparse.RawDescriptionHelpFormatter
+    parser = argparse.ArgumentParser(prog="rjcma", description=DESCRIPTION, epilog=EPILOG, formatter_class=raw)
     parser.add_argument("--version", action="version", version=f"rjcma {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (module, help_) in COMMANDS.items():
-        p = sub.add_parser(name, help=help_, description=help_)
+        p = sub.add_parser(name, help=help_, description=help_[0].upper() + help_[1:] + ".",
+                           epilog=f"example:\n  {EXAMPLES[name]}", formatter_class=raw)
         p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks")
         getattr(importlib.import_module(module), f"add_{_fn(name)}_arguments")(p)
     return parser

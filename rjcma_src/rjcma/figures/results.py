@@ -31,18 +31,19 @@ def table1_folds(table: Table, dpi: int | None = None) -> Figure:
     return fig
 
 
-def table3_recursions(table: Table, profile: str, dpi: int | None = None) -> Figure:
-    """Mean CCC against the number of recursions l: the paper's Table 3 (fold 1) and this run's ablation."""
+def table3_recursions(rows: list[dict], profile: str, dpi: int | None = None) -> Figure:
+    """Mean CCC against the number of recursions l: the paper's Table 3 (fold 1) and this run's ablation (the rows
+    of its ``summary.json``)."""
     ls = sorted(paper_numbers.TABLE3_RECURSIONS)
     fig = new_figure(7.5, 3.2, dpi)
     ax = fig.subplots()
     ax.plot(ls, [paper_numbers.TABLE3_RECURSIONS[l_]["mean"] for l_ in ls], "s--", color="grey",
-            label="paper (fold 1)")
-    ours = ccc_by(table.runs, lambda r: r.iterations)
-    ours_ls = sorted(l_ for l_ in ours if l_ is not None)
-    ours_mean = [np.mean([np.mean(ours[l_][t]) for t in ours[l_]]) for l_ in ours_ls]
-    ax.plot(ours_ls, ours_mean, "o-", color="tab:green", label=f"ours ({profile})")
-    ax.set_xticks(ls)
+            label=f"paper (fold {paper_numbers.TABLE3_FOLD})")
+    ours = sorted((r["l"], r["mean"]) for r in rows)
+    folds = sorted({r.get("fold") for r in rows})
+    ax.plot([l_ for l_, _ in ours], [m for _, m in ours], "o-", color="tab:green",
+            label=f"ours ({profile}, fold {', '.join(map(str, folds))})")
+    ax.set_xticks(sorted(set(ls) | {l_ for l_, _ in ours}))
     ax.set_xlabel("recursions l")
     ax.set_ylabel("mean CCC (valence, arousal)")
     legend_right(ax)

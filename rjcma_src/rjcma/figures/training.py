@@ -121,23 +121,37 @@ def per_fold_comparison(rows, dpi: int | None = None) -> Figure:
 
 
 def ccc_bars(rows, key: str, title: str = "", paper: bool = True, dpi: int | None = None) -> Figure:
-    """Grouped bars of valence/arousal CCC per row (cv/ablate/compare summaries), the paper's numbers as markers."""
+    """Grouped bars of valence/arousal CCC per row (cv/ablate/compare summaries), the paper's numbers as markers.
+    Many rows (a comparison) lie on their side, one per line, so that their names stay readable at the column's
+    width."""
     labels = [str(r[key]) for r in rows]
     x = np.arange(len(rows))
-    fig = new_figure(max(7.5, 1.0 * len(rows) + 4), 3.6, dpi)
+    side = len(rows) > 6
+    fig = new_figure(7.5, 0.42 * len(rows) + 1.4, dpi) if side else new_figure(7.5, 3.6, dpi)
     ax = fig.subplots()
     for j, t in enumerate(("valence", "arousal")):
-        ax.bar(x + (j - 0.5) * 0.38, [r[t] for r in rows], width=0.36, color=TARGET_COLOURS[t], label=f"{t} (ours)")
-        if paper:
-            pv = [r.get(f"paper_{t}") for r in rows]
-            xs = [xi + (j - 0.5) * 0.38 for xi, v in zip(x, pv) if v is not None]
-            if xs:
-                ax.plot(xs, [v for v in pv if v is not None], "k_", ms=18, mew=2, label="paper" if j == 0 else None)
-    long = max((len(s) for s in labels), default=0) > 6
-    ax.set_xticks(x, labels, rotation=30 if long else 0, ha="right" if long else "center")
-    ax.set_xlabel(key)
-    ax.set_ylabel("validation CCC")
-    ax.axhline(0, color="0.5", lw=0.5)
+        pos, vals = x + (j - 0.5) * 0.38, [r[t] for r in rows]
+        if side:
+            ax.barh(pos, vals, height=0.36, color=TARGET_COLOURS[t], label=f"{t} (ours)")
+        else:
+            ax.bar(pos, vals, width=0.36, color=TARGET_COLOURS[t], label=f"{t} (ours)")
+        pv = [r.get(f"paper_{t}") for r in rows] if paper else []
+        at = [(p_, v) for p_, v in zip(pos, pv) if v is not None]
+        if at:
+            ps, vs = zip(*at)
+            ax.plot(*((vs, ps) if side else (ps, vs)), "k|" if side else "k_", ms=12 if side else 18, mew=2,
+                    label="paper" if j == 0 else None)
+    if side:
+        ax.set_yticks(x, labels)
+        ax.invert_yaxis()  # the table's order, top to bottom
+        ax.set_ylabel(key)
+        ax.set_xlabel("validation CCC")
+        ax.axvline(0, color="0.5", lw=0.5)
+    else:
+        ax.set_xticks(x, labels)
+        ax.set_xlabel(key)
+        ax.set_ylabel("validation CCC")
+        ax.axhline(0, color="0.5", lw=0.5)
     legend_right(ax)
     fig.suptitle(title or f"validation CCC per {key}")
     return fig

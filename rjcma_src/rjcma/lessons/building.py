@@ -15,8 +15,10 @@ import time
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from rjcma.data.synth.layout import MANAGED, TRUTH_JSON
+from rjcma.book.facts import ENCODERS_FP32_FACTOR, SECONDS_2_CORES, TRAIN_RUN_SECONDS
 from rjcma.data.abaw import load_corpus
+from rjcma.data.synth import synthesize
+from rjcma.data.synth.layout import MANAGED, TRUTH_JSON
 from rjcma.data.video_info import video_info
 from rjcma.data.store import Store
 from rjcma.errors import RjcmaError
@@ -24,23 +26,10 @@ from rjcma.lessons.common import progress
 from rjcma.encoders.build import stand_in_cache_dir
 from rjcma.preprocess.pipeline import preprocess_corpus
 from rjcma.preprocess.trial import STAGES
-from rjcma.runtime import usable_cpus
+from rjcma.runtime import cpu_bf16, usable_cpus
 from rjcma.train import cv
 from rjcma.train.pool import resolve_jobs
 from rjcma.train.results import find_done, run_id
-
-# Seconds on an idle 2-core machine for the demo corpus (12 videos, 4.8 min of video in all): the corpus (14 s,
-# `rjcma synth` in `make book`), the preprocessing stages per minute of video (their sum is `rjcma preprocess` of
-# `make book` with the stand-ins cached, 115 s; its split over the stages is the one the notebooks 02-05 measured
-# on a fresh copy), one training run of the demo recipe on one core (`make train`, two runs side by side), and the
-# stand-in encoders' one-off synthetic pretraining (then cached per machine in ~/.cache/rjcma).
-SECONDS_2_CORES = {
-    "synth_per_video_minute": 3.0,
-    "labels": 0.1, "faces": 3.3, "audio": 0.4, "speech": 1.4, "text": 0.5, "features": 18.3,  # per video minute
-    "train_run": 30.0,
-    "stand_in_pretraining": 120.0,
-}
-
 
 def _here(seconds_on_2_cores: float) -> float:
     """The 2-core figure scaled to this machine's usable cores (the stages parallelise over cores)."""
@@ -78,7 +67,7 @@ def ensure_corpus(cfg) -> Path:
     print(estimate_line(f"the demo corpus ({b.demo_videos} videos of about {b.demo_seconds:g} s) in {root}",
                         SECONDS_2_CORES["synth_per_video_minute"] * minutes, "rjcma.data.synth.synthesize"))
     t0 = time.perf_counter()
-    synth.synthesize(root, videos=b.demo_videos, seconds=b.demo_seconds, seed=b.demo_seed, progress=progress())
+    synthesize(root, videos=b.demo_videos, seconds=b.demo_seconds, seed=b.demo_seed, progress=progress())
     print(f"Corpus written in {time.perf_counter() - t0:.0f} s.")
     return root
 
@@ -101,10 +90,11 @@ def _stand_ins_cached(cfg) -> bool:
 def _store_estimate(cfg, todo, stages: list[str], what: str, store) -> str:
     videos = {t.video for t in todo if t.video is not None}
     minutes = sum(video_info(v).duration for v in videos) / 60
-    seconds = sum(SECONDS_2_CORES[s] for s in stages) * minutes
+    encoders = 1.0 if cpu_bf16() else ENCODERS_FP32_FACTOR  # the frozen encoders run in bf16 where the CPU has it
+    seconds = sum(SECONDS_2_CORES[s] * (encoders if s == "features" else 1.0) for s in stages) * minutes
     note = ""
     if "features" in stages and not _stand_ins_cached(cfg):
-        seconds += SECONDS_2_CORES["stand_in_pretraining"]
+        seconds += SECONDS_2_CORES["stand_in_pretraining"] * encoders
         note = " (including the stand-in encoders' one-off pretraining)"
     return estimate_line(f"{what} of the feature store for {len(todo)} trial(s) in {store.root}", seconds,
                          "rjcma.preprocess.pipeline.preprocess_corpus") + note
@@ -151,7 +141,8 @@ def train_line(cfgs: Iterable[Any], what: str) -> int:
         print(f"{what}: every run is in {Path(cfgs[0].train.results_dir) / cfgs[0].profile}; nothing to train.")
         return 0
     jobs = max(1, min(n, resolve_jobs(cfgs[0])))
-    seconds = math.ceil(n / jobs) * SECONDS_2_CORES["train_run"]  # one run per core, side by side
+    per_run = TRAIN_RUN_SECONDS["bf16" if cpu_bf16() else "fp32"]  # the demo trains in bf16 where the CPU has it
+    seconds = math.ceil(n / jobs) * per_run  # one run per core, side by side
     print(f"{what}: {n} run(s) to train, {jobs} at a time, with rjcma.train.cv: about {_duration(seconds)} here "
           f"({usable_cpus()} cores).")
     return n

@@ -42,14 +42,14 @@ def _close(got: Any, want: Any, tol: float) -> bool:
 
 
 def _shown(v: Any) -> str:
-    """A value as the verdict writes it: plain numbers (no numpy type names), at most 10 significant digits."""
+    """A value as the verdict writes it: plain numbers (no numpy type names), six significant digits."""
     if isinstance(v, (tuple, list)):
         inner = ", ".join(_shown(x) for x in v)
         return f"({inner})" if isinstance(v, tuple) else f"[{inner}]"
     if isinstance(v, np.generic):
         v = v.item()
     if isinstance(v, float):
-        return f"{v:.10g}"
+        return f"{v:.6g}"
     return repr(v)
 
 

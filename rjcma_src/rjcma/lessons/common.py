@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import math
 import os
+import re
 import warnings
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
@@ -32,15 +33,21 @@ def setup(namespace: Mapping[str, Any], **derived: Any) -> Config:
     """The config a notebook starts from: its ``profile``, then the other values of its parameters cell (a notebook
     passes ``globals()``), then ``derived`` values it computes from them.
 
-    Also sets the figures' resolution (``figure_dpi``) and keeps progress bars quiet about missing notebook widgets
-    (they fall back to a text bar).
+    Also sets the figures' resolution (``figure_dpi``), keeps progress bars quiet about missing notebook widgets
+    (they fall back to a text bar) and prints a warning as its category and message, without the path of the
+    kernel's temporary file for the cell.
     """
     params = notebook_parameters(namespace)
     profile = params.pop("profile", "demo")
     warnings.filterwarnings("ignore", message="IProgress not found")
+    warnings.formatwarning = _warning_line  # a warning says what happened, not where this kernel keeps its cells
     cfg = load_config(profile).replace(**{**params, **derived})
     matplotlib.rcParams["figure.dpi"] = cfg.book.figure_dpi
     return cfg
+
+
+def _warning_line(message: Warning | str, category: type[Warning], *_: Any, **__: Any) -> str:
+    return f"{category.__name__}: {message}\n"
 
 
 def progress() -> bool:
@@ -84,6 +91,13 @@ def show_table(header: Sequence[str], rows: Iterable[Sequence[Any]], caption: st
 def show_python(source: str) -> None:
     """Display Python source as a highlighted code block (``inspect.getsource`` of what a chapter explains)."""
     show_markdown(f"```python\n{source.rstrip()}\n```")
+
+
+def docstring_markdown(doc: str) -> str:
+    """A docstring written for Sphinx (reST roles, double backquotes) as Markdown a reader can read: ``:func:`x` ``
+    and ``:mod:`rjcma.y` `` become code spans, ````x```` becomes `x`."""
+    text = re.sub(r":(mod|func|data|class|meth|attr|obj):`~?([^`]+)`", r"`\2`", doc)
+    return re.sub(r"``([^`]+)``", r"`\1`", text)
 
 
 def f3(x: Any) -> str:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
+from rjcma.config import Config, load_config
 from rjcma.data.annotations import read_labels
 from rjcma.data.windows import window_starts
 from rjcma.lessons.checks import Verdict, check_value
@@ -22,3 +25,12 @@ def check_unannotated(answer: float | None, corpus, partition: str = "validation
     lab = np.concatenate([read_labels(t.annotation) for t in corpus.partition(partition)])
     return check_value(f"share of {partition} frames marked -5", answer, float(np.isnan(lab).any(axis=1).mean()),
                        1e-9)
+
+
+def scheme_folds_file(cfg: Config) -> Config:
+    """``cfg`` whose folds of another scheme than its profile's go to a folds file of their own
+    (``<store>/folds_<scheme>.json``), so that trying ``fold_scheme="released"`` here neither fails on the folds the
+    profile's runs were trained with nor replaces them."""
+    if cfg.data.folds_file or cfg.data.fold_scheme == load_config(cfg.profile).data.fold_scheme:
+        return cfg
+    return cfg.replace(folds_file=str(Path(cfg.data.store) / f"folds_{cfg.data.fold_scheme}.json"))

@@ -9,8 +9,6 @@ from rjcma import results_tables as rt
 from rjcma.lessons.checks import Verdict, check_value, failed
 from rjcma.lessons.common import show_markdown
 
-NO_NUMBER = ("—", "", None)  # a cell of ours without a run
-
 
 def show_result_table(table: rt.Table, base: str | Path, command: str) -> None:
     """A results table of :mod:`rjcma.results_tables` with its provenance line (or what to run when it is
@@ -25,6 +23,16 @@ def show_result_table(table: rt.Table, base: str | Path, command: str) -> None:
         show_markdown(f"*{table.note}*")
 
 
+def show_provenance(runs: list[rt.Run], kind: str, base: str | Path, command: str) -> None:
+    """The line above an experiment's table: which data its numbers came from, or what to run to get them."""
+    mine = [r for r in runs if r.kind == kind]
+    if mine:
+        show_markdown(f"*Data:* {rt.provenance(mine)}.")
+    else:
+        show_markdown(f"*No result folders under `{Path(base) / kind}` yet; `{command}` writes them (or run the "
+                      "training chapters in order).*")
+
+
 def check_paper_gap(answer: float | None, table1: rt.Table, target: str = "valence") -> Verdict:
     """Exercise: our six-fold mean CCC of ``target`` minus the paper's (Table 1)."""
     ours = table1.values.get(target)
@@ -33,10 +41,9 @@ def check_paper_gap(answer: float | None, table1: rt.Table, target: str = "valen
     return check_value(f"ours - paper, {target}", answer, ours - paper_numbers.table1_mean()[target], 1e-9)
 
 
-def check_rank(answer: int | None, table2: rt.Table, fusion_label: str) -> Verdict:
-    """Exercise: 1-based rank of a method by our mean CCC among the rows of Table 2 that have our numbers."""
-    ours = [(r[0], float(r[4])) for r in table2.rows if r[4] not in NO_NUMBER]
-    order = [name for name, _ in sorted(ours, key=lambda x: -x[1])]
-    if fusion_label not in order:
-        return failed(f"{fusion_label!r} has no number of ours in this table: run the comparison chapter first")
-    return check_value(f"rank of {fusion_label}", answer, order.index(fusion_label) + 1, 0, f"of {len(order)} models")
+def check_rank(answer: int | None, rows: list[dict], fusion: str) -> Verdict:
+    """Exercise: 1-based rank of a fusion by our mean CCC among the comparison's rows (its ``summary.json``)."""
+    order = [r["fusion"] for r in sorted(rows, key=lambda r: -r["mean"])]
+    if fusion not in order:
+        return failed(f"no row for {fusion!r} in the comparison: run the comparison chapter first")
+    return check_value(f"rank of {fusion}", answer, order.index(fusion) + 1, 0, f"of {len(order)} models")

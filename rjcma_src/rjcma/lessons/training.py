@@ -8,8 +8,11 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from rjcma import results_tables as rt
+from rjcma.book.verdicts import ablation_verdict, comparison_verdict
 from rjcma.config import Config
 from rjcma.lessons.checks import Verdict, check_value, failed
+from rjcma.lessons.common import show_markdown
 from rjcma.metrics import ccc
 from rjcma.train.results import find_done
 
@@ -26,6 +29,22 @@ def describe(cfg: Config) -> str:
     t = cfg.train
     return (f"profile {cfg.profile}: K={cfg.K}, stride {cfg.data.stride}, mode {t.mode}, target {t.target}, "
             f"lr {t.lr:g} (floor {t.min_lr:g}), at most {t.max_epochs} epochs; results under {results_base(cfg)}")
+
+
+def show_experiment(exp_dir: str | Path, title: str = "", published: bool = False) -> rt.Table | None:
+    """An experiment's table with every CCC's 95 % interval and each row's paired difference to the reference
+    (:func:`rjcma.results_tables.interval_table`), then what the numbers say, in words
+    (:mod:`rjcma.book.verdicts`)."""
+    table = rt.interval_table(exp_dir, title, published)
+    if table is None:
+        show_markdown(f"*No summary in `{exp_dir}` yet: run the experiment first.*")
+        return None
+    show_markdown((f"**{title}**\n\n" if title else "") + table.markdown())
+    show_markdown(f"*{table.note}*")
+    if table.values:
+        words = ablation_verdict(table.values) if table.header[0] == "recursions" else comparison_verdict(table.values)
+        show_markdown("\n\n".join(words))
+    return table
 
 
 def check_ccc(answer: float | None, pred: np.ndarray, labels: np.ndarray, what: str = "CCC") -> Verdict:
@@ -70,3 +89,19 @@ def check_gain(answer: float | None, rows: list[dict[str, Any]], fusion: str, ba
     if missing:
         return failed(f"no row for {', '.join(missing)} in this table")
     return check_value(f"{fusion} minus {baseline}, mean CCC", answer, by[fusion]["mean"] - by[baseline]["mean"], 1e-9)
+
+
+def median_halfwidth(table: rt.Table | None) -> float:
+    """The median half-width of a table's CCC intervals (every row and target): how far a number can move."""
+    rows = (table.values if table else {}).get("rows", [])
+    widths = [(t["ccc"]["high"] - t["ccc"]["low"]) / 2 for r in rows for t in r.get("targets", {}).values()
+              if t["ccc"].get("high") is not None and t["ccc"].get("low") is not None]
+    return float(np.median(widths)) if widths else float("nan")
+
+
+def units_text(table: rt.Table | None) -> str:
+    """What a table's intervals resample, e.g. ``12 blocks of 160 frames (fold 0)``."""
+    units = (table.values if table else {}).get("units", {})
+    parts = [f"{u['count']} {u['kind']}s" + (f" of {u['block_frames']} frames" if u.get("block_frames") else "")
+             + f" (fold {f})" for f, u in units.items()]
+    return ", ".join(parts) or "no intervals"

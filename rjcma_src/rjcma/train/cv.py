@@ -30,6 +30,7 @@ from rjcma.config import Config
 from rjcma.errors import RjcmaError
 from rjcma.fusions import FUSIONS
 from rjcma.io import atomic_write_json, atomic_write_text
+from rjcma.train.intervals import write_summary_intervals
 from rjcma.train.pool import Done, run_all
 from rjcma.train.results import config_hash, run_id
 
@@ -150,7 +151,7 @@ def run_cv(cfg: Config, folds: Any = None, progress: bool = True, log: Callable 
     done = run_all(plan_configs(cells), "cv", progress, log)
     rows = [_row({"fold": f, "fusion": cfg.model.fusion}, *_scores(cs, done), PAPER_TABLE1.get(f))
             for f, cs in cells.items()]
-    write_summary(cfg, "cv", rows)
+    write_summary_intervals(write_summary(cfg, "cv", rows))
     return rows
 
 
@@ -162,7 +163,7 @@ def run_ablation(cfg: Config, iterations: Any = None, fold: int | None = None, p
     done = run_all(plan_configs(cells), "ablate", progress, log)
     rows = [_row({"l": l_, "fold": fold}, *_scores(cs, done), PAPER_TABLE3.get(l_) if fold == 1 else None)
             for l_, cs in cells.items()]
-    write_summary(cfg, "ablate", rows, {"fold": fold})
+    write_summary_intervals(write_summary(cfg, "ablate", rows, {"fold": fold}))
     return rows
 
 
@@ -202,7 +203,9 @@ def run_compare(cfg: Config, fold: int = 0, models: list[tuple[str, str, list[st
             rows.append(_row(base, *_scores(pf[fold_list[0]], done), PAPER_TABLE2.get(fusion) if fold == 0 else None))
         else:
             rows.append(_row_over_folds(base, pf, done, fold_list))
-    write_summary(cfg, kind, rows, {"fold": fold_list[0]} if folds is None else {"folds": fold_list})
+    # each CCC's 95 % interval and each row's paired difference to RJCMA (summary_intervals.json)
+    write_summary_intervals(write_summary(cfg, kind, rows, {"fold": fold_list[0]} if folds is None else
+                                          {"folds": fold_list}))
     return rows
 
 

@@ -81,7 +81,10 @@ def evaluate(model: nn.Module, ds, cfg: Config, device: torch.device, autocast=N
 
 
 def write_predictions(folder: Path, preds: dict[str, np.ndarray], targets: list[str]) -> None:
-    """``predictions/<trial>.csv`` with columns frame,valence,arousal (empty where a target was not trained)."""
+    """``predictions/<trial>.csv`` with columns frame,valence,arousal (empty where a target was not trained).
+
+    Nine significant digits give every float32 prediction back bit for bit, so the CCC recomputed from these files
+    (:mod:`rjcma.train.intervals`) is metrics.json's exactly."""
     for name, p in preds.items():
         buf = io.StringIO()
         w = csv.writer(buf, lineterminator="\n")
@@ -89,6 +92,6 @@ def write_predictions(folder: Path, preds: dict[str, np.ndarray], targets: list[
         for k in range(p.shape[0]):
             row = [k]
             for t in ("valence", "arousal"):
-                row.append(f"{p[k, targets.index(t)]:.6f}" if t in targets else "")
+                row.append(f"{p[k, targets.index(t)]:.9g}" if t in targets else "")
             w.writerow(row)
         atomic_write_text(folder / "predictions" / f"{name}.csv", buf.getvalue())

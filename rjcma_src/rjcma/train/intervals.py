@@ -16,9 +16,9 @@ store's labels (the statistics are :mod:`rjcma.metrics`'s).
   the summary; every replicate averages its runs on the same draws.
 
 The point estimate is recomputed from the prediction files with the evaluation's own code
-(:func:`rjcma.train.evaluation.score_predictions`) and checked against the run's ``metrics.json``: the files hold six
-decimals, so the two agree to :data:`STORED_TOLERANCE`; a larger gap means the labels in the store are not those
-the run was scored on, and is an error.
+(:func:`rjcma.train.evaluation.score_predictions`) and checked against the run's ``metrics.json``: the files hold
+every float32 prediction to its last bit (nine significant digits), so the two agree to :data:`STORED_TOLERANCE`
+(rounding only); a larger gap means the labels in the store are not those the run was scored on, and is an error.
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ from rjcma.metrics import (
 )
 from rjcma.train.evaluation import TARGET_COLUMNS, score_predictions
 
-STORED_TOLERANCE = 1e-5  # |CCC from predictions/<trial>.csv (6 decimals) - CCC in metrics.json| allowed
+STORED_TOLERANCE = 1e-9  # |CCC from predictions/<trial>.csv (float32 to the bit) - CCC in metrics.json| allowed
 INTERVALS_FILE = "summary_intervals.json"
 
 

@@ -1,0 +1,108 @@
+"""The facts the book's pages repeat, in one place, so that no two pages can disagree.
+
+* Measured run times (:data:`SECONDS_2_CORES`, :data:`TRAIN_RUN_SECONDS`, :data:`NOTEBOOK_SECONDS`): the figures the
+  notebooks print before they build something, the start order of ``make book``'s notebooks, and the instructors'
+  page's estimate of a student's first pass. **When training or preprocessing gets faster, update them here** (they
+  come from ``make book`` on an idle 2-core machine; ``benchmarks/RESULTS.md`` keeps the measurements).
+* :func:`substitutions`: the values the chapters (``book/*.md``) show through MyST substitutions (``{{ demo_K }}``),
+  read from the two profiles' config and the figures above; `rjcma book` writes them into the build's
+  ``_config.yml``.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from typing import Any
+
+from rjcma import paper_numbers
+from rjcma.config import Config, load_config
+from rjcma.train import cv
+from rjcma.train.results import run_id
+
+# Seconds on an idle 2-core machine for the demo corpus (12 videos, 4.8 min of video in all): the corpus (14 s,
+# `rjcma synth` in `make book`), the preprocessing stages per minute of video (their sum is `rjcma preprocess` of
+# `make book` with the stand-ins cached, 115 s; its split over the stages is the one the notebooks 02-05 measured
+# on a fresh copy), and the stand-in encoders' one-off synthetic pretraining (then cached per machine in
+# ~/.cache/rjcma).
+SECONDS_2_CORES = {
+    "synth_per_video_minute": 3.0,
+    "labels": 0.1, "faces": 3.3, "audio": 0.4, "speech": 1.4, "text": 0.5, "features": 18.3,  # per video minute
+    "stand_in_pretraining": 120.0,
+}
+# One training run of the demo recipe on one core (`make train` runs two side by side), by the precision the CPU
+# trains in (`train.mixed_precision: auto`): bf16 autocast where it has native bf16 (AVX512-BF16 or AMX), else fp32.
+# bf16: measured; fp32: the bf16 run times the ratio of an RJCMA epoch measured both ways on one machine (3.06 s /
+# 1.88 s, one thread, idle).
+TRAIN_RUN_SECONDS = {"bf16": 30.0, "fp32": 49.0}
+# How much longer the frozen encoders (the `features` stage and the stand-ins' pretraining) take in fp32 than in
+# bf16 (`encoder_precision: auto`): IR-50's forward pass per face, one thread, 73 ms / 36 ms.
+ENCODERS_FP32_FACTOR = 2.0
+# Seconds each notebook ran in the demo profile's `make book` (idle 2-core machine, two at a time; the runs exist):
+# the start order of side-by-side runs when a notebook has no executed copy yet, longest first, so that no long
+# notebook starts last and runs alone.
+NOTEBOOK_SECONDS = {
+    "02_visual": 52, "12_inference": 32, "04_text": 15, "13_paper_vs_code": 14, "05_encoders": 13,
+    "06b_equations": 11, "06a_tcn": 10, "06c_gating": 8, "07_training": 8, "08_cross_validation": 8, "09_ablation": 8,
+    "10_comparison": 7, "01_data": 6, "03_audio": 5, "11_results": 4,
+}
+
+# ---- a student's first pass (the instructors' page) -------------------------------------------------------------
+def demo_runs(cfg: Config) -> int:
+    """Distinct training runs the chapters train on a fresh clone (those `make book`'s `rjcma experiments` trains):
+    the cross-validation, the ablation, the one-fold comparison, the six-fold check and the ablation exercise's
+    l = 5."""
+    cfgs = cv.plan_configs(cv.plan_cv(cfg)) + cv.plan_configs(cv.plan_ablation(cfg))
+    cfgs += cv.plan_configs(cv.plan_compare(cfg))
+    check = cv.compare_models(["unimodal:audio", "unimodal:visual", "unimodal:text", "rjcma"])
+    cfgs += cv.plan_configs(cv.plan_compare(cfg, models=check, folds=cfg.book.folds))
+    cfgs += [c.replace(num_iterations=5) for c in cv.plan_configs(cv.plan_ablation(cfg, iterations=[3]))]
+    return len({run_id(c) for c in cfgs})
+
+
+def student_seconds(cfg: Config, precision: str) -> float:
+    """Seconds of computing for every notebook in order on a fresh clone, idle 2-core machine: the corpus, the
+    feature store with the stand-ins' pretraining, the training runs two at a time, and the notebooks themselves."""
+    minutes = cfg.book.demo_videos * cfg.book.demo_seconds / 60
+    s = SECONDS_2_CORES
+    encoders = 1.0 if precision == "bf16" else ENCODERS_FP32_FACTOR
+    build = s["synth_per_video_minute"] * minutes + s["stand_in_pretraining"] * encoders
+    build += minutes * (sum(s[k] for k in ("labels", "faces", "audio", "speech", "text")) + s["features"] * encoders)
+    train = math.ceil(demo_runs(cfg) / 2) * TRAIN_RUN_SECONDS[precision]
+    return build + train + sum(NOTEBOOK_SECONDS.values())
+
+
+# ---- the chapters' substitutions --------------------------------------------------------------------------------
+def _widths(channels: list[int]) -> str:
+    return f"{len(channels)} levels × {channels[0]} wide" if len(set(channels)) == 1 else str(channels)
+
+
+def substitutions() -> dict[str, Any]:
+    """``{{ name }}`` → value for the chapters (``book/*.md``), from the demo and paper profiles and the figures of
+    this module; every name a chapter uses must be here (the build fails on an unknown one)."""
+    demo, paper = load_config("demo"), load_config("paper")
+    out: dict[str, Any] = {}
+    for name, c in (("demo", demo), ("paper", paper)):
+        out |= {
+            f"{name}_K": c.K,
+            f"{name}_stride": c.data.stride,
+            f"{name}_max_epochs": c.train.max_epochs,
+            f"{name}_lr": f"{c.train.lr:g}".replace("e-0", "e-"),
+            f"{name}_tcn": _widths(c.model.tcn_channels("visual")),
+            f"{name}_iterations": c.model.num_iterations,
+            f"{name}_face_size": c.preprocess.face_size,
+        }
+    fold_means = [r["mean"] for r in paper_numbers.TABLE1_FOLDS.values()]
+    out |= {
+        "paper_fold_spread": f"{statistics.pstdev(fold_means):.3f}",
+        "paper_fold_range": f"{min(fold_means):.3f} to {max(fold_means):.3f}",
+        "demo_videos": demo.book.demo_videos,
+        "demo_video_seconds": f"{demo.book.demo_seconds:g}",
+        "student_minutes_bf16": round(student_seconds(demo, "bf16") / 60),
+        "student_minutes_fp32": round(student_seconds(demo, "fp32") / 60),
+        "student_runs": demo_runs(demo),
+        "standin_pretraining_minutes": round(SECONDS_2_CORES["stand_in_pretraining"] / 60),
+        "train_run_seconds_bf16": f"{TRAIN_RUN_SECONDS['bf16']:.0f}",
+        "train_run_seconds_fp32": f"{TRAIN_RUN_SECONDS['fp32']:.0f}",
+    }
+    return {k: str(v) for k, v in out.items()}
