@@ -43,8 +43,8 @@ ENCODERS_FP32_FACTOR = 2.0
 # notebook starts last and runs alone.
 NOTEBOOK_SECONDS = {
     "02_visual": 52, "12_inference": 32, "04_text": 15, "13_paper_vs_code": 14, "05_encoders": 13,
-    "06b_equations": 11, "06a_tcn": 10, "06c_gating": 8, "07_training": 8, "08_cross_validation": 8, "09_ablation": 8,
-    "10_comparison": 7, "01_data": 6, "03_audio": 5, "11_results": 4,
+    "06b_equations": 11, "06a_tcn": 10, "06c_gating": 8, "07_training": 8, "08_cross_validation": 8,
+    "09_ablation": 8, "10_comparison": 7, "01_data": 6, "03_audio": 5, "11_results": 4,
 }
 
 # ---- a student's first pass (the instructors' page) -------------------------------------------------------------
