@@ -4,7 +4,6 @@ test_interrupt.py)."""
 
 from __future__ import annotations
 
-import time
 
 import numpy as np
 import pytest
@@ -158,7 +157,8 @@ def test_end2end_items_crop_flip_and_scale(tiny_cfg, tiny_store):
     assert any(not torch.equal(a[i], tr[i]["faces"]) for i in range(4))  # another epoch, other crops
 
 
-def test_train_one_writes_result_folder_and_skips_when_complete(tiny_cfg, tiny_store, tmp_path):
+def test_train_one_writes_result_folder_and_skips_when_complete(tiny_cfg, tiny_store, tmp_path, monkeypatch):
+    from rjcma.train import loop
     from rjcma.train.loop import train_one
 
     cfg = tiny_cfg.replace(max_epochs=2)
@@ -172,9 +172,13 @@ def test_train_one_writes_result_folder_and_skips_when_complete(tiny_cfg, tiny_s
     assert m["environment"]["torch"] == torch.__version__ and m["config_hash"]
     hist = (run / "history.csv").read_text().splitlines()
     assert hist[0].startswith("epoch,lr,train_loss") and len(hist) == 3 and "no-backbone" in hist[1]
-    t = time.time()
-    again = train_one(cfg, run_dir=run, progress=False, log=lambda *_: None)
-    assert again == m and time.time() - t < 5
+    def no_training(*a, **k):
+        raise AssertionError("a complete run was trained again")
+
+    monkeypatch.setattr(loop, "fit", no_training)
+    said = []
+    again = train_one(cfg, run_dir=run, progress=False, log=said.append)
+    assert again == m and "skipped" in said[0]
 
 
 def test_mixed_precision_auto_is_bf16_only_where_the_device_has_it(monkeypatch):

