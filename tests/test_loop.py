@@ -4,7 +4,6 @@ test_interrupt.py)."""
 
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
 import torch
