@@ -52,6 +52,7 @@ class FaceStage:
     frames_tried: int = 0
     dropped_tracks: int = 0
     seconds_detect: float = 0.0
+    seconds: dict[str, float] = field(default_factory=dict)  # process CPU seconds: decode, detect, track, align
     width: int = 0
     height: int = 0
     notes: list[str] = field(default_factory=list)
@@ -123,7 +124,18 @@ class _Pass:
         self.batch = 1
         self.tried = 0
         self.seconds = 0.0
+        self.cpu = dict.fromkeys(("decode", "detect", "track", "align"), 0.0)  # process CPU seconds per step
         self.shape = (0, 0)
+        crop = self.crop
+
+        def timed_crop(*a):
+            c0 = time.process_time()
+            try:
+                return crop(*a)
+            finally:
+                self.cpu["align"] += time.process_time() - c0
+
+        self.crop = timed_crop
 
     def frame(self, i: int, t: float, rgb: np.ndarray) -> None:
         """Frame ``i`` at time ``t``: queued for detection; a full batch is detected and its frames emitted."""
@@ -138,13 +150,16 @@ class _Pass:
 
     def flush(self) -> None:
         tried = [b for b in self.buf if b[0] % self.every == 0]
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         found = dict(zip((b[0] for b in tried), self.detect([b[2] for b in tried]))) if tried else {}
         self.seconds += time.perf_counter() - t0
+        self.cpu["detect"] += time.process_time() - c0
         self.tried += len(tried)
         for i, t, rgb in self.buf:
             if i in found:
+                c0 = time.process_time()
                 self.tracker.update(i, found[i])
+                self.cpu["track"] += time.process_time() - c0
             self._step(i, t, rgb)
         self.buf.clear()
 
@@ -227,15 +242,19 @@ def faces_at(video: str | Path, times: np.ndarray | None = None, size: int = 48,
     counts = counts if counts is not None else DecodeCounts("video")
     name, detect, crop = face_backend(detector)
     run = _Pass(times, size, max(1, int(detect_every)), detect, crop, sink)
-    for i, (t, rgb) in enumerate(iter_video(Path(video), counts)):
+    frames, c0 = iter_video(Path(video), counts), time.process_time()
+    for i, (t, rgb) in enumerate(frames):
+        run.cpu["decode"] += time.process_time() - c0
         run.frame(i, t, rgb)
         if progress is not None:
             progress(1)
+        c0 = time.process_time()
     run.end()
     n_rows = len(run.times) if run.times is not None else len(run.ftimes)
     persons, dropped = run.persons(n_rows)
     return FaceStage(persons, np.asarray(run.ftimes, np.float64), name, counts, frames_tried=run.tried,
-                     dropped_tracks=dropped, seconds_detect=run.seconds, width=run.shape[1], height=run.shape[0])
+                     dropped_tracks=dropped, seconds_detect=run.seconds, seconds=run.cpu, width=run.shape[1],
+                     height=run.shape[0])
 
 
 def faces_from_video(video: str | Path, n_rows: int | None = None, fps: float | None = None, size: int = 48,
