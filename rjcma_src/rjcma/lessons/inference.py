@@ -19,7 +19,7 @@ from rjcma.lessons.building import ensure_store
 from rjcma.lessons.checks import Verdict, check_value, failed
 from rjcma.lessons.common import pick_trial, progress
 from rjcma.metrics import ccc
-from rjcma.predict import predict_video
+from rjcma.scoring import predict_video
 from rjcma.train.results import default_checkpoint, run_id
 from rjcma.train.loop import train_one
 

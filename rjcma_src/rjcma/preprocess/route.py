@@ -16,7 +16,7 @@ where the frame times come from and where the arrays go, by filling in the hooks
 
 * preprocessing (:class:`rjcma.preprocess.trial.TrialRoute`): the annotation grid t_k = k / fps; the arrays go
   to the store's (memory-mapped) files; a stage whose signature is unchanged is skipped, so a run resumes;
-* prediction (:class:`rjcma.predict.VideoRoute`): the decoded stream's own times; the arrays stay in memory; one
+* prediction (:class:`rjcma.scoring.VideoRoute`): the decoded stream's own times; the arrays stay in memory; one
   visual input per tracked person, whose faces are encoded as they are cut (:class:`rjcma.encoders.encode.FaceEncoder`).
 
 Warnings raised inside a stage become the caller's notes (:meth:`Route.note`); each stage is timed (wall and
