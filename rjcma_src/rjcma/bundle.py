@@ -169,3 +169,20 @@ def load_bundle(checkpoint: str | Path | None = None, sets: list[str] | None = N
         bundle.encoder_info["text"] = {"name": te.name, "model_dir": str(te.model_dir), "sha256_16": te.weights_hash(),
                                        "dim": te.dim}
     return bundle
+
+
+_BUNDLES: dict[tuple, ModelBundle] = {}  # the models this process loaded, for repeated calls
+
+
+def cached_bundle(checkpoint: str | Path | None = None, sets: list[str] | None = None,
+                  profile: str = "demo") -> ModelBundle:
+    """:func:`load_bundle` as ``rjcma predict`` calls it (the profile's config, or the plain profile when the
+    overrides are meant for the checkpoint's config, where they are checked), loaded once per process."""
+    key = (str(checkpoint or ""), tuple(sets or ()), profile)
+    if key not in _BUNDLES:
+        try:
+            cfg = load_config(profile, sets)
+        except RjcmaError:
+            cfg = load_config(profile)
+        _BUNDLES[key] = load_bundle(checkpoint, sets, cfg=cfg)
+    return _BUNDLES[key]

@@ -16,12 +16,10 @@ the same stages in the same order), with the stream's own frame times instead of
   ``_left``/``_right`` subjects of one video. A video without any face is one person with black, masked faces.
 * Honest frames: each row says which evidence existed (``face``: a face of this person; ``speech``: sound or a
   word). Where there is neither, valence and arousal are left empty; ``--fill`` writes the model's output there.
-* Smooth where the labels are smooth: the merged output is filtered over :data:`~rjcma.train.smoothing.WIDTH_S`
-  seconds (:mod:`rjcma.train.smoothing`; ``smooth=False``: the raw model output).
+* The output is smoothed over :data:`~rjcma.train.smoothing.WIDTH_S` s, a width chosen on validation data.
 * A file without video is scored at ``fps`` rows a second (default :data:`AUDIO_ONLY_FPS`), no face evidence.
-* Outputs per video ``<stem>``: ``.csv``, ``.png``, ``.json`` (:func:`rjcma.predict_outputs.summary`: decoder counts
-  against what the container declares, encoders/ASR used, warnings, timings) and ``.html``, written atomically
-  together (:mod:`rjcma.predict_outputs`).
+* Outputs per video ``<stem>``: ``.csv``, ``.png``, ``.json`` (:func:`rjcma.predict_outputs.summary`) and ``.html``,
+  written atomically together (:mod:`rjcma.predict_outputs`).
 """
 
 from __future__ import annotations
@@ -37,12 +35,11 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from rjcma.bundle import ModelBundle, load_bundle
-from rjcma.config import Config, load_config
+from rjcma.bundle import ModelBundle, cached_bundle
+from rjcma.config import Config
 from rjcma.data.windows import merge_windows, take_window, window_starts
 from rjcma.encoders.encode import FaceEncoder
 from rjcma.encoders.logmel import patches_at
-from rjcma.errors import RjcmaError
 from rjcma.models.backbones import encode_faces, faces_to_tensor
 from rjcma.predict_outputs import PredictionResult, summary
 from rjcma.preprocess.audio import load_audio, speech_at
@@ -62,12 +59,6 @@ DETECTIONS_PER_SECOND = 5.0  # faces are detected ~5 times a second; frames in b
 AUDIO_ONLY_FPS = 30.0  # row rate of a file without video (Aff-Wild2's annotation rate)
 ENCODER_BATCH = 64  # rows per encoder forward pass (preprocessing: 128); bounds memory (VGGish: ~110 MB at 64);
 # IR-50's features equal the store's at 64, VGGish's up to bf16 rounding (they are equal only at the same batch size)
-
-
-def _trim() -> None:
-    """Hand freed heap memory back to the system (glibc keeps the small blocks of a long run otherwise)."""
-    with contextlib.suppress(OSError, AttributeError):  # not glibc
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
 class VideoRoute(Route):
@@ -126,7 +117,8 @@ class VideoRoute(Route):
             self.evidence = speech_at(self.wav, int(self.p.sample_rate), self.times, self.word_list)
             self.wav = None
         self.spent(SECONDS_OF[stage], spent + (self.enc if stage == "features" else 0))
-        _trim()
+        with contextlib.suppress(OSError, AttributeError):  # glibc keeps the freed small blocks of a long stage
+            ctypes.CDLL("libc.so.6").malloc_trim(0)
 
     # ---- faces and times -----------------------------------------------------------------------------------------
     def faces_stage(self) -> dict[str, Any] | None:
@@ -283,27 +275,19 @@ def predict_video(path: str | Path, model_bundle: ModelBundle, cfg: Config | Non
     return PredictionResult(path, r.times, preds, face_sets, speech, r.word_list, facts, r.notes, raws)
 
 
-_BUNDLES: dict[tuple, ModelBundle] = {}  # loaded models of this process, for repeated calls of predict()
-
-
-def predict(video: str | Path, checkpoint: str | Path | None = None, *, profile: str = "demo",
+def predict(video: str | Path, checkpoint: str | Path | ModelBundle | None = None, *, profile: str = "demo",
             sets: list[str] | None = None, fill: bool = False, smooth: bool = True, fps: float | None = None,
             progress: bool = False) -> pd.DataFrame:
     """Score ``video`` and return its rows as a DataFrame with the CSV's columns (``frame, time_s, person, valence,
     arousal, face, speech``); what the JSON says (decoder counts, people, warnings, timings, ...) is in ``df.attrs``.
 
-    The model is found as ``rjcma predict`` finds it: ``checkpoint`` (a result folder), else the model ``make
-    book`` trains for ``profile``; ``sets`` (``key=value``) override its config. The loaded model is kept for the
-    next call. ``fill``, ``smooth`` and ``fps`` are the command's ``--fill``, ``--smooth`` and ``--fps``.
+    The model is found as ``rjcma predict`` finds it: ``checkpoint`` (a result folder, or a loaded
+    :class:`~rjcma.bundle.ModelBundle`), else the model ``make book`` trains for ``profile``; ``sets``
+    (``key=value``) override its config. A loaded model is kept for the next call. ``fill``, ``smooth`` and ``fps``
+    are the command's ``--fill``, ``--smooth`` and ``--fps``.
     """
-    key = (str(checkpoint or ""), tuple(sets or ()), profile)
-    if key not in _BUNDLES:
-        try:
-            cfg = load_config(profile, sets)
-        except RjcmaError:  # the overrides are meant for the checkpoint's config (checked there, naming the file)
-            cfg = load_config(profile)
-        _BUNDLES[key] = load_bundle(checkpoint, sets, cfg=cfg)
-    res = predict_video(video, _BUNDLES[key], fill=fill, progress=progress, smooth_output=smooth, fps=fps)
+    b = checkpoint if isinstance(checkpoint, ModelBundle) else cached_bundle(checkpoint, sets, profile)
+    res = predict_video(video, b, fill=fill, progress=progress, smooth_output=smooth, fps=fps)
     df = pd.DataFrame(res.columns())
     df.attrs.update(res.summary)
     return df
