@@ -60,19 +60,21 @@ def make_video(kind: str, seconds: int, work: Path) -> Path:
         return out
     minute = work / f"{kind}-60s.mp4"
     if not minute.is_file():
-        src = demo_minute(work)
+        src, part = demo_minute(work), work / f"{kind}-60s.part.mp4"  # renamed when complete
         if kind == "one":
-            _ffmpeg("-i", src[0], "-vf", "scale=960:720", "-c:v", "libx264", "-c:a", "aac", minute)
+            _ffmpeg("-i", src[0], "-vf", "scale=960:720", "-c:v", "libx264", "-c:a", "aac", part)
         else:
             cols = ";".join(f"[{i}:v]crop=216:288,scale=240:320[v{i}]" for i in range(3))
             _ffmpeg(*sum((["-i", str(v)] for v in src), []), "-filter_complex",
                     f"{cols};[v0][v1][v2]hstack=3,pad=720:528:0:104[v]", "-map", "[v]", "-map", "0:a",
-                    "-c:v", "libx264", "-c:a", "aac", minute)
+                    "-c:v", "libx264", "-c:a", "aac", part)
+        part.replace(minute)
     if seconds == 60:
         return minute
-    lst = work / f"concat-{kind}.txt"
+    lst, part = work / f"concat-{kind}.txt", work / f"{kind}-{seconds}s.part.mp4"
     lst.write_text("".join(f"file '{minute.resolve()}'\n" for _ in range(-(-seconds // 60))))
-    _ffmpeg("-f", "concat", "-safe", "0", "-i", lst, "-t", seconds, "-c", "copy", out)
+    _ffmpeg("-f", "concat", "-safe", "0", "-i", lst, "-t", seconds, "-c", "copy", part)
+    part.replace(out)
     return out
 
 

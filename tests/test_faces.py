@@ -274,3 +274,25 @@ def test_working_copy_scales_only_large_frames():
     assert small.shape == (360, 640, 3) and s == pytest.approx(1 / 6)
     same, s = D.working_copy(frame[:240, :320])
     assert same.shape == (240, 320, 3) and s == 1.0
+
+
+def test_a_person_lost_for_a_while_stays_one_track():
+    """A face missed for longer than the tracker's gap and found again a little further on starts a new track;
+    joining makes it the continuation of the track that ended before it began, near there. A person seen at the
+    same time elsewhere is never joined."""
+    from rjcma.preprocess.faces.track import Tracker
+
+    box = lambda x: Face((x - 30.0, 100.0, x + 30.0, 160.0), 0.99)  # noqa: E731
+    t = Tracker(max_gap=3)
+    for i in range(41):
+        faces = [box(400.0)]  # the other person, in every frame
+        if i <= 10:
+            faces.insert(0, box(100.0))
+        elif i >= 30:
+            faces.insert(0, box(150.0))  # back after 20 frames, 50 px (0.8 box) to the right
+        t.update(i, faces)
+    assert len(t.detections) == 3  # lost, then a new track
+    root = t.join(list(t.detections))
+    first, other, again = sorted(root, key=lambda k: t.first[k][0] * 1000 + t.first[k][1].centre[0])[:3]
+    assert root[again] == first and root[other] == other and root[first] == first
+    assert t.detections[first] == 22 and again not in t.detections

@@ -71,7 +71,7 @@ class VideoRoute(Route):
         self.video, self.label, self.b, self.show = path, str(path), b, progress
         self.p, self.asr = b.cfg.preprocess, rcfg.preprocess  # the checkpoint's settings; the run's recogniser
         self.info, self.mods, self.cached = probe(path), b.modalities, b.cfg.train.mode == "cached"
-        self.detect = "visual" in self.mods
+        self.detect, self.join_tracks = "visual" in self.mods, True
         self.detect_every = max(1, int(round((self.info.container_fps or 25.0) / DETECTIONS_PER_SECOND)))
         self.precision, self.batch, self.threads = b.precision, ENCODER_BATCH, 0  # all the process's threads
         if self.cached and "visual" in self.mods:
@@ -109,6 +109,9 @@ class VideoRoute(Route):
             if self.face_sink is not None:
                 self.face_sink.finish(len(self.times))  # the last row is encoded too, as in the store
                 self.enc = self.face_sink.spent.copy()  # the visual encoder's seconds count as "encoders"
+                for pf in self.persons:  # a person's later tracks (Tracker.join): their rows are the person's
+                    for k in pf.joined:
+                        self.face_sink.feats.setdefault(pf.track, {}).update(self.face_sink.feats.pop(k, {}))
             self.after_faces()
             spent = spent + (clock() - t0) - self.enc
         if stage == "audio" and self.info.has_audio and self.wav.size and float(np.max(np.abs(self.wav))) < 1e-4:
