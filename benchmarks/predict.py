@@ -59,17 +59,23 @@ def make_video(kind: str, seconds: int, work: Path) -> Path:
     if out.is_file():
         return out
     minute = work / f"{kind}-60s.mp4"
+    if seconds < 60 and not minute.is_file():  # a short run needs no whole minute
+        minute = work / f"{kind}-{seconds}s.mp4"
     if not minute.is_file():
-        src, part = demo_minute(work), work / f"{kind}-60s.part.mp4"  # renamed when complete
+        src, part = demo_minute(work), minute.with_suffix(".part.mp4")  # renamed when complete
+        t = ["-t", str(min(seconds, 60))]
         if kind == "one":
-            _ffmpeg("-i", src[0], "-vf", "scale=960:720", "-c:v", "libx264", "-c:a", "aac", part)
+            _ffmpeg("-i", src[0], *t, "-vf", "scale=960:720", "-c:v", "libx264", "-preset", "veryfast", "-c:a",
+                    "aac", part)
         else:
-            cols = ";".join(f"[{i}:v]crop=216:288,scale=240:320[v{i}]" for i in range(3))
+            # one frame rate for the three (the demo's videos are at 25 and 30 fps), or hstack never ends
+            cols = ";".join(f"[{i}:v]fps=30,crop=216:288,scale=240:320[v{i}]" for i in range(3))
             _ffmpeg(*sum((["-i", str(v)] for v in src), []), "-filter_complex",
-                    f"{cols};[v0][v1][v2]hstack=3,pad=720:528:0:104[v]", "-map", "[v]", "-map", "0:a",
-                    "-c:v", "libx264", "-c:a", "aac", part)
+                    f"{cols};[v0][v1][v2]hstack=3:shortest=1,pad=720:528:0:104[v]", "-map", "[v]", "-map", "0:a",
+                    *t, "-frames:v", str(30 * min(seconds, 60)), "-c:v", "libx264", "-preset", "veryfast",
+                    "-c:a", "aac", part)
         part.replace(minute)
-    if seconds == 60:
+    if minute == out or seconds == 60:
         return minute
     lst, part = work / f"concat-{kind}.txt", work / f"{kind}-{seconds}s.part.mp4"
     lst.write_text("".join(f"file '{minute.resolve()}'\n" for _ in range(-(-seconds // 60))))
