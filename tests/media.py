@@ -135,3 +135,85 @@ def break_every_ac3_header(src: Path, dst: Path) -> Path:
         data[j + 4] = (data[j + 4] & 0xC0) | 0x3F
     dst.write_bytes(bytes(data))
     return dst
+
+
+# ---- files made with the ffmpeg command line, and what ffprobe says of them ------------------------------------------
+def ffmpeg(*args: str) -> None:
+    """Run the system's ffmpeg quietly; fail the test on an error."""
+    import shutil
+    import subprocess
+
+    subprocess.run([shutil.which("ffmpeg") or "ffmpeg", "-v", "error", "-y", *map(str, args)], check=True,
+                   timeout=300, capture_output=True)
+
+
+def has_encoder(name: str) -> bool:
+    import shutil
+    import subprocess
+
+    exe = shutil.which("ffmpeg")
+    out = subprocess.run([exe, "-hide_banner", "-encoders"], capture_output=True, text=True, timeout=60).stdout if exe \
+        else ""
+    return any(line.split()[1:2] == [name] for line in out.splitlines() if line.strip())
+
+
+def ffprobe_times(path: Path) -> np.ndarray:
+    """Each video frame's best-effort timestamp (s) as ffprobe gives it, NaN where it has none."""
+    import subprocess
+
+    out = subprocess.run(["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries",
+                          "frame=best_effort_timestamp_time", "-of", "csv=p=0", str(path)], capture_output=True,
+                         text=True, timeout=300).stdout.split()
+    return np.array([float(x.strip(",")) if x.strip(",") not in ("", "N/A") else np.nan for x in out])
+
+
+def ffprobe_count(path: Path) -> int:
+    """The video frames ``ffprobe -count_frames`` decodes."""
+    import subprocess
+
+    out = subprocess.run(["ffprobe", "-v", "error", "-count_frames", "-select_streams", "v:0", "-show_entries",
+                          "stream=nb_read_frames", "-of", "csv=p=0", str(path)], capture_output=True, text=True,
+                         timeout=300).stdout
+    return int(out.strip().strip(","))
+
+
+def cut(src: Path, dst: Path, keep: float) -> Path:
+    """``src`` with only its first ``keep`` fraction of bytes (a download or copy stopped early)."""
+    data = src.read_bytes()
+    dst.write_bytes(data[: int(len(data) * keep)])
+    return dst
+
+
+def variants(src: Path, d: Path, seconds: float = 2.0) -> dict[str, Path]:
+    """The files a new user tries, made from the clip ``src`` with the ffmpeg command line: old AVI writers' B-frames
+    (packed, as Xvid writes them, and plain), a real variable frame rate, WebM (VP9 + Opus), Matroska with HEVC and
+    two audio tracks, QuickTime, 60 and 5 fps, grayscale, tiny and 4K frames, a portrait phone clip with rotation
+    metadata, a path with spaces and accents, and an MP4 whose last 40 % is missing (its index in front)."""
+    t = ["-t", f"{seconds}"]
+    x264 = ["-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p"]
+    out = {}
+
+    def make(name: str, *args: str) -> None:
+        out[name] = d / name
+        ffmpeg("-i", src, *t, *args, out[name])
+
+    if has_encoder("libxvid"):
+        make("xvid packed bframes.avi", "-r", "24", "-c:v", "libxvid", "-bf", "2", "-c:a", "libmp3lame")
+    make("bframes.avi", "-c:v", "mpeg4", "-bf", "2", "-c:a", "ac3")
+    make("vfr.mkv", "-vf", "select='not(eq(mod(n\\,4)\\,1))'", "-fps_mode", "vfr", *x264, "-c:a", "aac")
+    make("vp9 opus.webm", "-c:v", "libvpx-vp9", "-deadline", "realtime", "-cpu-used", "8", "-c:a", "libopus")
+    make("hevc two tracks.mkv", "-map", "0:v", "-map", "0:a", "-map", "0:a", "-c:v", "libx265", "-preset",
+         "ultrafast", "-x265-params", "log-level=error", "-c:a:0", "aac", "-c:a:1", "ac3")
+    make("clip.mov", *x264, "-c:a", "aac")
+    make("60fps.mp4", "-r", "60", *x264[:4], "-c:a", "aac")
+    make("5fps.mp4", "-r", "5", *x264, "-c:a", "aac")
+    make("grey.mp4", "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "gray", "-c:a", "aac")
+    make("tiny.mp4", "-vf", "scale=64:36", *x264, "-an")
+    make("4k.mp4", "-vf", "scale=3840:2160", *x264, "-an")
+    make("portrait.mp4", "-vf", "transpose=2", "-metadata:s:v:0", "rotate=90", *x264, "-c:a", "aac")
+    make("café à côté.mp4", *x264, "-c:a", "aac")
+    # x264's default preset writes B-frames: the decoder holds frames back, and frame threading then loses the last
+    # ones at the cut (the case the decoder's slice-only threading is for)
+    make("whole.mp4", "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac", "-movflags", "+faststart")
+    out["cut.mp4"] = cut(out.pop("whole.mp4"), d / "cut.mp4", 0.6)
+    return out

@@ -1,6 +1,9 @@
 """The resilient decoder (rjcma.preprocess.decode) on files made here the way phones, cameras and video sites make
 them: a broken AC3 packet in an AVI, a broken AAC packet in an MP4, rotation metadata, two audio streams, a variable
-frame rate, one frame, audio only. Each is compared with what the system's ffmpeg decodes from the same file."""
+frame rate, one frame, audio only; and, made from a demo clip with the ffmpeg command line, the formats a new user
+tries (old AVI writers' B-frames, WebM, HEVC in Matroska, QuickTime, 60 and 5 fps, grey, tiny and 4K frames, a cut
+download). Each is compared with what the system's ffmpeg and ffprobe decode from the same file: the same frames,
+at ffprobe's best-effort timestamps."""
 
 from __future__ import annotations
 
@@ -16,7 +19,8 @@ from rjcma.errors import RjcmaError
 from rjcma.preprocess import decode as D
 from rjcma.preprocess.audio import load_audio
 
-from media import break_every_ac3_header, corrupt_audio_packet, grey_video
+from media import (break_every_ac3_header, corrupt_audio_packet, cut, ffmpeg, ffprobe_count, ffprobe_times,
+                   grey_video, has_encoder, variants)
 
 FFMPEG = shutil.which("ffmpeg")
 needs_ffmpeg = pytest.mark.skipif(FFMPEG is None, reason="ffmpeg is not installed (apt-get install ffmpeg)")
@@ -144,3 +148,103 @@ def test_not_a_video_is_one_line_naming_it(tmp_path):
     with pytest.raises(RjcmaError) as e:
         D.probe(bad)
     assert str(bad) in str(e.value) and "not a readable video" in str(e.value)
+
+
+# ---- the formats a new user tries, against ffprobe ---------------------------------------------------------------------
+INTERNALS = ("Errno", "avcodec_", "avformat_", "av_read_frame", "send_packet", "()")
+
+
+@pytest.fixture(scope="module")
+def made(tiny_corpus, tmp_path_factory) -> dict[str, Path]:
+    src = sorted((tiny_corpus / "videos").rglob("1-*.mp4"))[0]  # the two-subject demo video (30 fps, speech)
+    return variants(src, tmp_path_factory.mktemp("made with ffmpeg"), seconds=1.5)
+
+
+@needs_ffmpeg
+@pytest.mark.parametrize("name", ["xvid packed bframes.avi", "bframes.avi", "vfr.mkv", "vp9 opus.webm",
+                                  "hevc two tracks.mkv", "clip.mov", "60fps.mp4", "5fps.mp4", "grey.mp4", "tiny.mp4",
+                                  "4k.mp4", "portrait.mp4", "café à côté.mp4", "cut.mp4"])
+def test_frames_and_times_are_ffprobes(made, name):
+    """Every frame ffprobe counts comes out, at ffprobe's best-effort timestamp (from the first frame) within 1 ms,
+    strictly increasing."""
+    if name not in made:
+        pytest.skip("this ffmpeg has no libxvid encoder")
+    counts = D.DecodeCounts("video")
+    with warnings.catch_warnings(record=True) as ws:
+        warnings.simplefilter("always")
+        t = np.array([ts for ts, _ in D.iter_video(made[name], counts)])
+    assert len(t) == counts.frames == ffprobe_count(made[name])
+    ref = ffprobe_times(made[name])
+    assert len(ref) == len(t)
+    have = ~np.isnan(ref)  # ffprobe leaves the time of a flushed last frame unset in some AVIs
+    assert have.sum() >= len(t) - 1 and have[0]
+    assert np.abs(t[have] - (ref[have] - ref[0])).max() < 1e-3
+    assert (np.diff(t) > 0).all()
+    assert not any(x in str(w.message) for w in ws for x in INTERNALS)
+
+
+@needs_ffmpeg
+def test_packed_bframes_keep_the_decoding_times(made):
+    """Xvid's packed B-frames: the frames' own presentation times come out of order; each frame gets its decoding
+    time, as ffprobe gives it: no time repeats and every gap is one frame (no variable frame rate)."""
+    if "xvid packed bframes.avi" not in made:
+        pytest.skip("this ffmpeg has no libxvid encoder")
+    t = np.array([ts for ts, _ in D.iter_video(made["xvid packed bframes.avi"])])
+    assert np.allclose(np.diff(t), 1 / 24, atol=1e-6)
+
+
+@needs_ffmpeg
+def test_a_real_variable_frame_rate_is_kept(made):
+    t = np.array([ts for ts, _ in D.iter_video(made["vfr.mkv"])])
+    gaps = np.round(np.diff(t) * 30).astype(int)  # every 4th frame of the 30 fps source was dropped
+    assert set(gaps) == {1, 2}
+
+
+@needs_ffmpeg
+def test_a_cut_file_is_reported_truncated_with_both_numbers(made):
+    """The MP4's index is in front and its last 40 % is missing: every frame before the cut comes out (ffprobe's
+    count), the lost end is said in seconds and frames, and no message shows a library's internals."""
+    counts = D.DecodeCounts("video")
+    with warnings.catch_warnings(record=True) as ws:
+        warnings.simplefilter("always")
+        n = sum(1 for _ in D.iter_video(made["cut.mp4"], counts))
+    assert n == ffprobe_count(made["cut.mp4"]) and counts.truncated
+    assert counts.declared_frames == 45 and counts.declared_seconds == pytest.approx(1.5, abs=0.05)
+    assert counts.decoded_seconds < 0.8 * counts.declared_seconds
+    msg = " ".join(str(w.message) for w in ws)
+    assert f"ends at {counts.decoded_seconds:.1f} s of the {counts.declared_seconds:.1f} s" in msg
+    assert f"{n} of 45 frames" in msg and str(made["cut.mp4"]) in msg
+    assert not any(x in msg for x in INTERNALS)
+    assert not D.DecodeCounts("video").truncated  # nothing declared, nothing decoded: no claim
+
+
+@needs_ffmpeg
+def test_a_cut_file_without_its_index_is_called_incomplete(made, tmp_path):
+    whole = tmp_path / "camera.mp4"
+    ffmpeg("-i", made["clip.mov"], "-c", "copy", whole)  # MP4 writes its index (moov) last, as cameras do
+    bad = cut(whole, tmp_path / "camera_cut.mp4", 0.6)
+    for fn in (D.probe, lambda p: list(D.iter_video(p))):
+        with pytest.raises(RjcmaError) as e:
+            fn(bad)
+        msg = str(e.value)
+        assert "incomplete file (the index written at the end is missing)" in msg and str(bad) in msg
+        assert "\n" not in msg and not any(x in msg for x in INTERNALS)
+
+
+def test_plain_messages_hide_library_internals():
+    import av
+
+    e = av.error.InvalidDataError(1094995529, "Invalid data found when processing input", "avcodec_send_packet()")
+    assert D.plain(e) == "invalid data found when processing input"
+    assert D.plain(ValueError("[Errno 22] bad value: 'av_read_frame()'")) == "bad value"
+
+
+def test_best_effort_timestamps_follow_libavcodec():
+    """pts while they increase; after presentation times went backwards more often than decoding times, the
+    decoding times; a frame with neither has none."""
+    b = D.BestEffort()
+    assert [b(p, d) for p, d in [(0, 0), (1, 1), (3, 2), (2, 3), (4, 4)]] == [0, 1, 3, 3, 4]
+    assert b(None, None) is None
+    seeded = D.BestEffort()
+    seeded.faulty_pts = 1
+    assert [seeded(p, d) for p, d in [(0, 0), (3, 1), (2, 2)]] == [0, 1, 2]

@@ -238,3 +238,61 @@ def test_wrong_weight_file_is_one_clear_error(tmp_path):
     (tmp_path / "onet.pt").unlink()
     with pytest.raises(MissingAssetError, match="onet.pt"):
         load_mtcnn(tmp_path)
+
+
+def test_the_same_people_at_320_px_and_at_4k(mtcnn):
+    """Detection runs on a copy at the working size, so a 4K copy of a clip (upscaled, with the fine sensor noise a
+    4K camera adds) gives the same faces as the clip, each at the same place within 2 % of the frame's width, and
+    the tracker follows the same three people. At full 4K resolution MTCNN's crops for its later stages sample the
+    frame too sparsely and lose faces in that noise."""
+    import cv2
+
+    from rjcma.preprocess.faces.track import Tracker
+
+    rng = np.random.default_rng(0)
+    people = [(_identity(LIGHT), 58.0), (_identity(LIGHT, eye_gap=0.4), 160.0), (_identity(LIGHT, mouth_w=0.4), 262.0)]
+    small = [_frame([(_state(x + 2 * np.sin(k / 3 + j), 120 + 3 * np.cos(k / 4), 36.0), ident)
+                     for j, (ident, x) in enumerate(people)], 320, 240, seed=3) for k in range(4)]
+    big = [np.clip(cv2.resize(f, (3840, 2880), interpolation=cv2.INTER_CUBIC).astype(np.int16)
+                   + rng.integers(-40, 41, (2880, 3840, 3)), 0, 255).astype(np.uint8) for f in small]
+    found = [D.detect_faces_batch(frames, detector="mtcnn") for frames in (small, big)]
+    tracks = []
+    for frames, width in zip(found, (320, 3840)):
+        tracker = Tracker(max_gap=2)
+        for i, faces in enumerate(frames):
+            tracker.update(i, faces)
+        tracks.append(sorted(tracker.centre_x(k) / width for k in tracker.kept(tracker.detections, len(frames))))
+    for a, b in zip(*found):
+        assert len(a) == len(b) == 3
+        assert all(abs(fa.centre[0] / 320 - fb.centre[0] / 3840) < 0.02 for fa, fb in zip(a, b))
+    assert len(tracks[0]) == len(tracks[1]) == 3 and np.allclose(tracks[0], tracks[1], atol=0.02)
+
+
+def test_working_copy_scales_only_large_frames():
+    frame = np.zeros((2160, 3840, 3), np.uint8)
+    small, s = D.working_copy(frame)
+    assert small.shape == (360, 640, 3) and s == pytest.approx(1 / 6)
+    same, s = D.working_copy(frame[:240, :320])
+    assert same.shape == (240, 320, 3) and s == 1.0
+
+
+def test_a_person_lost_for_a_while_stays_one_track():
+    """A face missed for longer than the tracker's gap and found again a little further on starts a new track;
+    joining makes it the continuation of the track that ended before it began, near there. A person seen at the
+    same time elsewhere is never joined."""
+    from rjcma.preprocess.faces.track import Tracker
+
+    box = lambda x: Face((x - 30.0, 100.0, x + 30.0, 160.0), 0.99)  # noqa: E731
+    t = Tracker(max_gap=3)
+    for i in range(41):
+        faces = [box(400.0)]  # the other person, in every frame
+        if i <= 10:
+            faces.insert(0, box(100.0))
+        elif i >= 30:
+            faces.insert(0, box(150.0))  # back after 20 frames, 50 px (0.8 box) to the right
+        t.update(i, faces)
+    assert len(t.detections) == 3  # lost, then a new track
+    root = t.join(list(t.detections))
+    first, other, again = sorted(root, key=lambda k: t.first[k][0] * 1000 + t.first[k][1].centre[0])[:3]
+    assert root[again] == first and root[other] == other and root[first] == first
+    assert t.detections[first] == 22 and again not in t.detections

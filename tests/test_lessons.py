@@ -198,7 +198,7 @@ def test_the_training_chapter_shows_the_loop_before_running_it():
     assert i_shown < first_run, "the loop is shown before the chapter runs it"
 
 
-PUBLIC_FOR_INFERENCE = ("rjcma.lessons", "rjcma.figures", "rjcma.predict", "rjcma.bundle")
+PUBLIC_FOR_INFERENCE = ("rjcma.lessons", "rjcma.figures", "rjcma.scoring", "rjcma.predict_outputs", "rjcma.bundle")
 
 
 def test_the_inference_chapter_only_calls_the_package():

@@ -1,7 +1,9 @@
 """`rjcma predict` on real-world-style files made here: a camera AVI with AC3 audio and one broken packet, a street
-scene with no face, no audio and no words, two people in one video, a phone video with rotation metadata, an
-audio-only file, and a folder scored twice (the second run skips what is done). Preprocessing keeps a trial whose
-audio has a broken packet."""
+scene with no face, no audio and no words, two people in one video, a phone video with rotation metadata, audio-only
+files (m4a, wav) found in a folder like videos, an MP4 cut short, a file that is not media, and a folder scored twice
+(the second run skips what is done). Each file's outcome is said: scored, already scored, failed or passed over,
+with why. Preprocessing keeps a trial whose audio has a broken packet. ``rjcma.predict`` gives the rows as a
+DataFrame."""
 
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from media import corrupt_audio_packet, source, write_media
+from media import corrupt_audio_packet, cut, source, write_media
 from test_bad_input import ckpt, outputs  # noqa: F401 - ckpt is a fixture
 
 
@@ -29,6 +31,12 @@ def real(tiny_corpus, tmp_path_factory) -> dict[str, Path]:
     cam = write_media(d / "camera.avi", frames, fps, [speech48k], 48000, "mpeg4", "ac3", "stereo")
     bad = corrupt_audio_packet(cam, d / "camera_bad.avi", 0.5, "header")
     cam.unlink()
+    (d / "notes.txt").write_text("not a video\n")  # passed over, and named
+    whole = d.parent / "whole.mp4"
+    from media import ffmpeg
+
+    ffmpeg("-i", sorted((tiny_corpus / "videos").rglob("1-*.mp4"))[0], "-t", "2", "-c", "copy", "-movflags",
+           "+faststart", whole)  # the index in front, as a streaming site writes it
     return {
         "camera_bad": bad,
         "street": write_media(d / "street.mp4", street, fps),
@@ -36,6 +44,8 @@ def real(tiny_corpus, tmp_path_factory) -> dict[str, Path]:
         "portrait": write_media(d / "portrait.mp4", np.ascontiguousarray(np.rot90(frames, k=-1, axes=(1, 2))), fps,
                                 [speech], rotation=90),
         "voice": write_media(d / "voice.m4a", None, fps, [speech], fmt="mp4"),
+        "memo": write_media(d / "memo.wav", None, fps, [speech], acodec="pcm_s16le", fmt="wav"),
+        "cut": cut(whole, d / "cut.mp4", 0.6),
     }
 
 
@@ -44,12 +54,11 @@ def scored_real(real, ckpt, tmp_path_factory):  # noqa: F811
     from rjcma.cli import main
 
     out = tmp_path_factory.mktemp("scored_real")
-    err = io.StringIO()
-    with contextlib.redirect_stderr(err):
-        rc = main(["predict", str(real["street"].parent), str(real["voice"]), "--checkpoint", str(ckpt), "--out",
-                   str(out), "--quiet"])  # a folder lists videos only: the audio-only file is named
+    err, std = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(std):
+        rc = main(["predict", str(real["street"].parent), "--checkpoint", str(ckpt), "--out", str(out), "--quiet"])
     assert rc == 0, err.getvalue()
-    return out, err.getvalue()
+    return out, err.getvalue(), std.getvalue()
 
 
 def test_camera_avi_with_a_broken_ac3_packet_is_scored(scored_real, real):
@@ -101,11 +110,94 @@ def test_rotated_phone_video_is_upright(scored_real):
     assert rows["face"].mean() > 0.5  # faces are found once the frames are upright
 
 
-def test_audio_only_file_is_scored_from_sound(scored_real):
-    rows, js = outputs(scored_real[0], "voice")
+@pytest.mark.parametrize("stem", ["voice", "memo"])
+def test_audio_only_files_in_a_folder_are_scored_from_sound(scored_real, stem):
+    rows, js = outputs(scored_real[0], stem)
     assert not js["has_video"] and (rows["face"] == 0).all() and rows["speech"].any()
-    assert np.allclose(np.diff(rows["time_s"]), 1 / 30, atol=1e-3)
+    assert np.allclose(np.diff(rows["time_s"]), 1 / 30, atol=1e-3) and js["row_fps"] == 30.0
     assert np.isfinite(rows["valence"][rows["speech"] == 1]).all()
+
+
+def test_fps_sets_the_rows_of_a_sound_file(real, ckpt, tmp_path):  # noqa: F811
+    from rjcma.cli import main
+
+    with contextlib.redirect_stderr(io.StringIO()):
+        assert main(["predict", str(real["memo"]), "--checkpoint", str(ckpt), "--out", str(tmp_path), "--quiet",
+                     "--fps", "10"]) == 0
+    rows, js = outputs(tmp_path, "memo")
+    assert np.allclose(np.diff(rows["time_s"]), 0.1, atol=1e-4) and js["row_fps"] == 10.0
+    assert len(rows) == pytest.approx(10 * js["container_duration_s"], abs=1)
+
+
+def test_a_cut_file_is_scored_and_said_to_be_truncated(scored_real, real):
+    """An MP4 whose last 40 % is missing: every frame before the cut is scored, and the JSON and the console
+    say where it ends against what its container declares."""
+    from media import ffprobe_count
+
+    rows, js = outputs(scored_real[0], "cut", person=None)
+    assert js["frames"] == ffprobe_count(real["cut"]) == len(set(rows["frame"].astype(int)))
+    tr, whole = js["truncated"], real["cut"].parent.parent / "whole.mp4"  # the file before it was cut
+    assert tr["declared_s"] == pytest.approx(2.0, abs=0.1) and tr["decoded_s"] < 0.8 * tr["declared_s"]
+    assert tr["declared_frames"] == ffprobe_count(whole) and tr["decoded_frames"] == js["frames"]
+    said = f"ends at {tr['decoded_s']:.1f} s of the {tr['declared_s']:.1f} s"
+    assert any(said in w for w in js["warnings"]) and said in scored_real[1]
+    assert outputs(scored_real[0], "two_people")[1]["truncated"] is None
+
+
+def test_a_folder_run_names_every_file_it_did_not_score(scored_real, real):
+    """Scored, already scored, failed and passed over, each counted in the closing summary; the file that is not
+    media is named with why."""
+    err, std = scored_real[1], scored_real[2]
+    assert f"rjcma predict: {len(real)} scored, 0 already scored" in std and "0 failed, 1 passed over" in std
+    assert f"passed over: {real['street'].parent / 'notes.txt'}: not a video or sound file" in err
+
+
+def test_errors_are_printed_when_they_happen_and_again_at_the_end(real, ckpt, tmp_path, capsys):  # noqa: F811
+    from rjcma.cli import main
+
+    d = tmp_path / "in"
+    d.mkdir()
+    (d / "a_broken.mp4").write_bytes(b"\x00" * 1000)
+    shutil.copy(real["portrait"], d / "b_phone.mp4")
+    capsys.readouterr()
+    assert main(["predict", str(d), "--checkpoint", str(ckpt), "--out", str(tmp_path / "out"), "--quiet"]) == 2
+    out, err = capsys.readouterr()
+    lines = err.splitlines()
+    first = next(i for i, ln in enumerate(lines) if ln.startswith("rjcma predict: error: ") and "a_broken" in ln)
+    later = [i for i, ln in enumerate(lines) if "b_phone" in ln and ln.startswith("warning:")]
+    assert later and first < min(later)  # said before the next file was scored
+    assert any(ln.startswith("  failed: ") and "a_broken" in ln for ln in lines)
+    assert "1 scored, 0 already scored" in out and "1 failed" in out
+    assert not any(x in err for x in ("Errno", "avcodec_", "avformat_", "()"))
+
+
+def test_rjcma_predict_gives_a_dataframe(real, ckpt, scored_real):  # noqa: F811
+    import rjcma
+
+    df = rjcma.predict(real["two_people"], ckpt)
+    rows, js = outputs(scored_real[0], "two_people", person=None)
+    assert list(df.columns) == list(rows.dtype.names)
+    assert len(df) == len(rows) and (df["person"].to_numpy() == rows["person"]).all()
+    assert np.allclose(df["time_s"], rows["time_s"], atol=1e-4)
+    assert np.allclose(df["valence"].to_numpy(), rows["valence"], atol=1e-5, equal_nan=True)
+    assert df.attrs["persons"] == js["persons"] == 2 and df.attrs["frames"] == js["frames"]
+
+
+def test_smoothing_is_a_switch(real, ckpt, tmp_path):  # noqa: F811
+    """The output is filtered over the width chosen on validation; --no-smooth gives the raw model output, which
+    is rougher, and the smoothed output's JSON says its width."""
+    from rjcma.cli import main
+    from rjcma.train.smoothing import WIDTH_S, roughness
+
+    for flag in ("--smooth", "--no-smooth"):
+        with contextlib.redirect_stderr(io.StringIO()):
+            assert main(["predict", str(real["two_people"]), "--checkpoint", str(ckpt), "--out",
+                         str(tmp_path / flag), "--quiet", flag]) == 0
+    smooth, js = outputs(tmp_path / "--smooth", "two_people")
+    raw, js_raw = outputs(tmp_path / "--no-smooth", "two_people")
+    assert js["smoothing"]["width_s"] == WIDTH_S and js_raw["smoothing"]["width_s"] == 0.0
+    for k in ("valence", "arousal"):
+        assert roughness(smooth[k]) < roughness(raw[k])
 
 
 def test_report_sits_next_to_the_csv(scored_real):
@@ -121,9 +213,9 @@ def test_folder_is_resumable(scored_real, real, ckpt, capsys):  # noqa: F811
     out = scored_real[0]
     before = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
     capsys.readouterr()
-    assert main(["predict", str(real["street"].parent), str(real["voice"]), "--checkpoint", str(ckpt), "--out",
-                 str(out), "--quiet"]) == 0
-    assert f"{len(real)} video(s) already scored" in capsys.readouterr().out
+    assert main(["predict", str(real["street"].parent), "--checkpoint", str(ckpt), "--out", str(out), "--quiet"]) == 0
+    said = capsys.readouterr().out
+    assert f"0 scored, {len(real)} already scored" in said and f"skipped: {real['voice']}: already scored" in said
     assert {p.name: p.stat().st_mtime_ns for p in out.iterdir()} == before  # nothing rewritten
     real["street"].touch()  # a changed file is scored again
     assert main(["predict", str(real["street"].parent), "--checkpoint", str(ckpt), "--out", str(out),
@@ -167,7 +259,7 @@ def test_faces_are_encoded_as_they_are_cut(real, ckpt):  # noqa: F811
     from rjcma.bundle import load_bundle
     from rjcma.encoders.encode import FaceEncoder, encode_rows
     from rjcma.models.backbones import encode_faces
-    from rjcma.predict import ENCODER_BATCH
+    from rjcma.scoring import ENCODER_BATCH
     from rjcma.preprocess.faces.stream import faces_at
 
     b = load_bundle(ckpt)

@@ -111,3 +111,29 @@ def test_report_in_chromium_seeks_and_follows_playback(tmp_path):
             browser.close()
     assert not errors, errors
     assert requests and all(u.startswith("file://") for u in requests), requests
+
+
+def test_smoothed_result_shows_the_raw_output_too(tmp_path):
+    """A smoothed prediction: the PNG and the report draw the model's raw output faintly behind it, and say the
+    width; an unsmoothed one draws one trace per target."""
+    import json
+    from dataclasses import replace
+
+    from rjcma.figures.inference import prediction
+    from rjcma.report import html_report
+    from rjcma.train.smoothing import smooth
+
+    res = _result(_video(tmp_path / "clip.mp4"))
+    rng = np.random.default_rng(0)
+    raw = [p + 0.2 * rng.standard_normal(p.shape).astype(np.float32) for p in res.preds]
+    smoothed = replace(res, preds=[smooth(r, 9) for r in raw], raw=raw,
+                       summary={**res.summary, "smoothing": {"width_s": 0.36, "width_frames": 9}})
+    labels = [ln.get_label() for ax in prediction(smoothed).axes for ln in ax.get_lines()]
+    assert sum("raw model output" in s for s in labels) == 4  # valence and arousal of each of the two people
+    assert not any("raw model output" in s for ax in prediction(res).axes for s in
+                   (ln.get_label() for ln in ax.get_lines()))
+    page = html_report(smoothed, tmp_path / "clip.html")
+    data = json.loads(page.split('<script id="data" type="application/json">')[1].split("</script>")[0])
+    assert len(data["people"][0]["raw_valence"]) == len(data["t"]) and "smoothed over 0.36 s" in page
+    assert "raw_valence" not in json.loads(html_report(res, tmp_path / "c.html").split(
+        '<script id="data" type="application/json">')[1].split("</script>")[0])["people"][0]

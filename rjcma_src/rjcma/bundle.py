@@ -5,6 +5,12 @@ the stride, the modalities, the encoders (the stand-in weights in the training s
 pretrained files of ``preprocess.weights_dir``, checked against the SHA-256 recorded in the store's meta.json,
 :mod:`rjcma.encoders.frozen`), their precision and frame stride, the text model and the training-set text
 statistics. Encoder weights that cannot be found are an error, never a silent substitute.
+
+One exception to "the store's precision": on a CPU without native bf16 (:func:`rjcma.runtime.cpu_bf16`) the encoders
+of a bf16 store run in float32, as the store itself would have been made there: bf16 autocast is then emulated and
+several times slower, and float32 features change the model's CCC on the demo validation folds by less than 0.01
+(``python benchmarks/predict.py --precision-check``; ``benchmarks/RESULTS.md``). ``store_precision`` keeps the
+store's.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from rjcma.errors import RjcmaError
 from rjcma.models.rjcma import fusion_modalities
 from rjcma.models.text_encoder import load_text_encoder
 from rjcma.preprocess import speech
+from rjcma.runtime import cpu_bf16
 from rjcma.train.results import config_hash, default_checkpoint
 from rjcma.train.saved_model import load_model
 
@@ -38,7 +45,8 @@ class ModelBundle:
     modalities: list[str]
     encoders: dict[str, Any] = field(default_factory=dict)  # "visual"/"audio": nn.Module (cached mode)
     encoder_info: dict[str, dict[str, Any]] = field(default_factory=dict)
-    precision: str = "fp32"
+    precision: str = "fp32"  # what the encoders run in here
+    store_precision: str = "fp32"  # what the training store's features were computed in
     config_hash: str = ""
 
     @property
@@ -140,8 +148,9 @@ def load_bundle(checkpoint: str | Path | None = None, sets: list[str] | None = N
                 bundle.encoders[kind], bundle.encoder_info[kind] = frozen_encoder(kind, mcfg)
                 # channels-last convolutions: the same features at the same batch size, VGGish ~2x faster on CPU
                 bundle.encoders[kind].to(memory_format=torch.channels_last)
-        bundle.precision = (bundle.encoder_info.get("visual") or bundle.encoder_info.get("audio") or {}).get(
+        bundle.store_precision = (bundle.encoder_info.get("visual") or bundle.encoder_info.get("audio") or {}).get(
             "precision", "fp32")
+        bundle.precision = "fp32" if bundle.store_precision == "bf16" and not cpu_bf16() else bundle.store_precision
     else:
         for kind in ("visual", "audio"):
             if kind in mods:
@@ -160,3 +169,20 @@ def load_bundle(checkpoint: str | Path | None = None, sets: list[str] | None = N
         bundle.encoder_info["text"] = {"name": te.name, "model_dir": str(te.model_dir), "sha256_16": te.weights_hash(),
                                        "dim": te.dim}
     return bundle
+
+
+_BUNDLES: dict[tuple, ModelBundle] = {}  # the models this process loaded, for repeated calls
+
+
+def cached_bundle(checkpoint: str | Path | None = None, sets: list[str] | None = None,
+                  profile: str = "demo") -> ModelBundle:
+    """:func:`load_bundle` as ``rjcma predict`` calls it (the profile's config, or the plain profile when the
+    overrides are meant for the checkpoint's config, where they are checked), loaded once per process."""
+    key = (str(checkpoint or ""), tuple(sets or ()), profile)
+    if key not in _BUNDLES:
+        try:
+            cfg = load_config(profile, sets)
+        except RjcmaError:
+            cfg = load_config(profile)
+        _BUNDLES[key] = load_bundle(checkpoint, sets, cfg=cfg)
+    return _BUNDLES[key]

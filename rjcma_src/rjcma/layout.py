@@ -1,7 +1,7 @@
 """The Aff-Wild2 (6th ABAW, valence-arousal track) corpus layout: folder and file names, in one place.
 
 The reader (:mod:`rjcma.data.abaw`) searches for these names below a corpus root; the demo generator
-(:mod:`rjcma.data.synth`) writes them; prediction (:mod:`rjcma.predict`) accepts the same video containers. The
+(:mod:`rjcma.data.synth`) writes them; prediction (:mod:`rjcma.scoring`) accepts the same video containers. The
 book's data chapter shows the tree::
 
     ROOT/
@@ -31,6 +31,8 @@ SUBJECT_MAP_NAME = "subject_map.csv"  # optional map trial,subject (not part of 
 # Video containers the reader and `rjcma predict` accept, in order of preference when one stem has several files.
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv", ".3gp", ".ts",
                   ".mts", ".ogv")
+# Sound files `rjcma predict` scores too (rows at a stated rate, no face evidence), in a folder as one by one.
+AUDIO_SUFFIXES = (".wav", ".m4a", ".mp3", ".ogg", ".oga", ".opus", ".flac", ".aac", ".wma", ".aiff", ".aif")
 
 
 def face_file(k: int) -> str:

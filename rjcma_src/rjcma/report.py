@@ -44,6 +44,14 @@ def _num(x: np.ndarray) -> list[float | None]:
     return [None if not np.isfinite(v) else round(float(v), 4) for v in x]
 
 
+def _raw_traces(result, j: int, idx: np.ndarray) -> dict[str, list]:
+    """Person ``j``'s raw model output (before smoothing), drawn faintly behind the smoothed traces."""
+    raw = getattr(result, "raw", None)
+    if not raw:
+        return {}
+    return {"raw_valence": _num(raw[j][idx, 0]), "raw_arousal": _num(raw[j][idx, 1])}
+
+
 def report_data(result, html_path: Path, video: Path | None = None) -> dict[str, Any]:
     """What the page draws: subsampled times and traces, spans without evidence, the video's relative link
     (``video``: a browser-playable copy to link instead of the original)."""
@@ -55,7 +63,7 @@ def report_data(result, html_path: Path, video: Path | None = None) -> dict[str,
     return {
         "video": quote(Path(rel).as_posix()), "name": Path(result.video).name,
         "duration": float(t[-1] + step) if len(t) else 0.0, "t": _num(t[idx]),
-        "people": [{"valence": _num(p[idx, 0]), "arousal": _num(p[idx, 1]),
+        "people": [{"valence": _num(p[idx, 0]), "arousal": _num(p[idx, 1]), **_raw_traces(result, j, idx),
                     "blind": spans(~(result.faces[j] | result.speech), t), "noface": spans(~result.faces[j], t)}
                    for j, p in enumerate(result.preds)],
         "playable": video is not None or (s.get("codec") or "") in BROWSER_CODECS,
@@ -102,6 +110,8 @@ D.people.forEach((p, j) => {
   p.noface.forEach(([a, b]) => el('rect', {x: X(a), y: 0, width: Math.max(1, X(b) - X(a)), height: H, fill: '#f0f0f0'}, s));
   p.blind.forEach(([a, b]) => el('rect', {x: X(a), y: 0, width: Math.max(1, X(b) - X(a)), height: H, fill: '#d9d9d9', class: 'blind'}, s));
   el('line', {x1: 0, x2: W, y1: H / 2, y2: H / 2, stroke: '#999', 'stroke-width': 0.5}, s);
+  [['raw_valence', '#1f77b4'], ['raw_arousal', '#d62728']].forEach(([k, c]) => { if (p[k]) el('path',
+    {d: path(D.t, p[k], i => X(D.t[i]), i => Y(p[k][i])), stroke: c, fill: 'none', 'stroke-opacity': 0.3, class: 'raw'}, s); });
   el('path', {d: path(D.t, p.valence, i => X(D.t[i]), i => Y(p.valence[i])), stroke: '#1f77b4', fill: 'none'}, s);
   el('path', {d: path(D.t, p.arousal, i => X(D.t[i]), i => Y(p.arousal[i])), stroke: '#d62728', fill: 'none'}, s);
   cursors.push(el('line', {x1: 0, x2: 0, y1: 0, y2: H, stroke: '#000', 'stroke-width': 1.5, class: 'cursor'}, s));
@@ -177,7 +187,7 @@ def html_report(result, html_path: str | Path, video: str | Path | None = None) 
 {note}
 <video id="video" src="{html.escape(d['video'])}" controls preload="metadata"></video>
 <p>time <span id="now">0.00 s</span> · <span style="color:{COLOURS['valence']}">valence</span>
- · <span style="color:{COLOURS['arousal']}">arousal</span></p>
+ · <span style="color:{COLOURS['arousal']}">arousal</span>{_smoothing_note(s)}</p>
 <div id="traces"></div>
 <h2>Valence–arousal trajectory</h2>
 <svg id="va" width="260" height="260" style="border:1px solid #ccc"></svg>
@@ -190,6 +200,11 @@ def html_report(result, html_path: str | Path, video: str | Path | None = None) 
 <script>{_JS}</script>
 </body></html>
 """
+
+
+def _smoothing_note(s: dict) -> str:
+    w = (s.get("smoothing") or {}).get("width_s")
+    return f" (smoothed over {w:g} s; faint: the model's raw output)" if w else ""
 
 
 def _fmt(x) -> str:

@@ -31,10 +31,13 @@ def _shade(ax, blind, no_face, t) -> None:
         ax.axvspan(a, b, color=NO_FACE, lw=0, zorder=0, label=None if i else "no face (audio and text only)")
 
 
-def _person_traces(ax, t, pred, labels) -> None:
+def _person_traces(ax, t, pred, labels, raw=None) -> None:
     for j, name in enumerate(("valence", "arousal")):
+        if raw is not None and not np.isnan(raw[:, j]).all():
+            ax.plot(t, raw[:, j], color=COLOURS[name], lw=0.6, alpha=0.35, label=f"{name} (raw model output)")
         if not np.isnan(pred[:, j]).all():
-            ax.plot(t, pred[:, j], color=COLOURS[name], lw=1.1, label=f"{name} (predicted)")
+            ax.plot(t, pred[:, j], color=COLOURS[name], lw=1.1,
+                    label=f"{name} (predicted{', smoothed' if raw is not None else ''})")
         if labels is not None and not np.isnan(labels[:, j]).all():
             n = min(len(t), len(labels))
             ax.plot(t[:n], labels[:n, j], color=COLOURS[name], lw=1, ls="--", alpha=0.7, label=f"{name} (label)")
@@ -62,10 +65,20 @@ def _va_plane(ax, preds) -> None:
     legend_right(ax)
 
 
+def _raw(result, p: int):
+    """Person ``p``'s raw model output where it differs from the (smoothed) prediction, else None."""
+    raws = getattr(result, "raw", None)
+    if not raws:
+        return None
+    raw = np.asarray(raws[p], float)
+    return None if np.allclose(raw, np.asarray(result.preds[p], float), equal_nan=True) else raw
+
+
 def prediction(result, labels=None, title: str = "", dpi: int | None = None) -> Figure:
     """One row per person: valence and arousal over time (``labels`` (N, 2), if given, dashed on the first person's
-    row), the frames without a face or without any evidence shaded; right: every person's trajectory in the
-    valence–arousal plane. ``result``: a :class:`rjcma.predict_outputs.PredictionResult`."""
+    row; the raw model output faint beside the smoothed one where the result was smoothed), the frames without a
+    face or without any evidence shaded; right: every person's trajectory in the valence–arousal plane.
+    ``result``: a :class:`rjcma.predict_outputs.PredictionResult`."""
     t = np.asarray(result.times, float)
     n_p = len(result.preds)
     fig = new_figure(12, 1.6 + 2.4 * n_p, dpi)
@@ -76,7 +89,8 @@ def prediction(result, labels=None, title: str = "", dpi: int | None = None) -> 
         ax = fig.add_subplot(gs[p, 0], sharex=axes[0] if axes else None)
         faces = np.asarray(result.faces[p], bool)
         _shade(ax, ~(faces | np.asarray(result.speech, bool)), ~faces, t)
-        _person_traces(ax, t, np.asarray(pred, float), lab if p == 0 else None)
+        raw = _raw(result, p)
+        _person_traces(ax, t, np.asarray(pred, float), lab if p == 0 else None, raw)
         ax.set_ylabel(f"person {p}\nvalue [−1, 1]")
         ax.set_xlabel("time (s)")
         despine(ax)

@@ -1,5 +1,6 @@
 """The inference chapter (notebook 12_inference): the video and the model it scores, the labels it is compared with,
-a short clip of one's own, and the exercises' checks."""
+the smoothing of the output (its width chosen on validation folds only), a short clip of one's own, and the
+exercises' checks."""
 
 from __future__ import annotations
 
@@ -13,15 +14,17 @@ import numpy as np
 from rjcma.config import Config
 from rjcma.data.abaw import load_corpus
 from rjcma.data.annotations import fit_length, read_labels
+from rjcma.data.store import Store
 from rjcma.data.synth.truth import read_truth_trial
 from rjcma.errors import RjcmaError
 from rjcma.lessons.building import ensure_store
 from rjcma.lessons.checks import Verdict, check_value, failed
 from rjcma.lessons.common import pick_trial, progress
 from rjcma.metrics import ccc
-from rjcma.predict import predict_video
-from rjcma.train.results import default_checkpoint, run_id
+from rjcma.scoring import predict_video
 from rjcma.train.loop import train_one
+from rjcma.train.results import default_checkpoint, run_id
+from rjcma.train.smoothing import WIDTH_S, choose_width, roughness, smoothed_scores
 
 TARGETS = ("valence", "arousal")
 
@@ -47,6 +50,25 @@ def model_checkpoint(cfg: Config) -> Path:
     return run
 
 
+def outputs_folder(cfg: Config) -> Path:
+    """The chapter's ``--out`` folder: beside the profile's results, so no temporary path ends up in the book."""
+    out = Path(cfg.train.results_dir) / cfg.profile / "inference_chapter"
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def without_paths(x: Any) -> Any:
+    """``x`` (a JSON value) with every absolute path shortened to its last part: what ran, not where it is installed
+    on this machine."""
+    if isinstance(x, dict):
+        return {k: without_paths(v) for k, v in x.items()}
+    if isinstance(x, list):
+        return [without_paths(v) for v in x]
+    if isinstance(x, str) and x.startswith("/") and "\n" not in x:
+        return Path(x).name
+    return x
+
+
 def trial_labels(cfg: Config, trial) -> tuple[np.ndarray | None, str]:
     """(N, 2) labels of ``trial`` and where they come from: its annotation file, else the demo corpus's hidden
     values of its test trials (``SYNTH_TRUTH/<trial>.csv``); (None, why) when there are none."""
@@ -65,6 +87,46 @@ def label_scores(pred: np.ndarray, labels: np.ndarray) -> dict[str, float]:
     """CCC of each predicted target against the labels, matched by frame index (over the valid frames)."""
     lab = fit_length(labels, len(pred))
     return {name: float(ccc(pred[:, j], lab[:, j])) for j, name in enumerate(TARGETS) if not np.isnan(pred[:, j]).all()}
+
+
+def _fold_predictions(cfg: Config) -> dict[int, dict[str, np.ndarray]]:
+    """{fold: {validation trial: (N, 2) merged prediction}} from the cross-validation's result folders."""
+    base = default_checkpoint(cfg)
+    out: dict[int, dict[str, np.ndarray]] = {}
+    for k in range(6):
+        folder = base.parent / base.name.replace("fold0", f"fold{k}") / "predictions"
+        if folder.is_dir():
+            out[k] = {f.stem: np.genfromtxt(f, delimiter=",", skip_header=1, usecols=(1, 2), dtype=np.float32)
+                      .reshape(-1, 2) for f in sorted(folder.glob("*.csv"))}
+    return out
+
+
+def smoothing_study(cfg: Config) -> dict[str, Any]:
+    """How rough the model's validation output is against its labels, and what smoothing it gives in CCC.
+
+    The width is a hyperparameter, so it is chosen on validation predictions only, and the smoothed CCC of a fold
+    is an unbiased figure only where the width was chosen without that fold: each fold ``k`` gets the width that
+    scores best on the *other* folds' validation predictions (leave one fold out) and is scored with it. The width
+    ``rjcma predict`` uses (:data:`rjcma.train.smoothing.WIDTH_S`) is the one chosen on all six folds together;
+    on the demo's held-out test trials (SYNTH_TRUTH) it is an unbiased figure again."""
+    folds = _fold_predictions(cfg)
+    if not folds:
+        raise RjcmaError(f"{default_checkpoint(cfg).parent}: no cross-validation predictions; run `rjcma cv` first")
+    store = Store(Path(cfg.data.store))
+    labels = {n: np.asarray(store.load(n, "labels"), np.float32) for f in folds.values() for n in f}
+    fps = {n: float(store.meta(n).get("fps") or 30.0) for n in labels}
+    every = {n: p for f in folds.values() for n, p in f.items()}
+    rows = []
+    for k, preds in folds.items():
+        others = {n: p for j, f in folds.items() if j != k for n, p in f.items()}
+        w, _ = choose_width(others, labels, fps)
+        raw, smooth = smoothed_scores(preds, labels, fps, 0.0), smoothed_scores(preds, labels, fps, w)
+        rows.append({"fold": k, "width_s": w, "raw": raw, "smoothed": smooth})
+    width, table = choose_width(every, labels, fps)
+    rough = {name: (float(np.mean([roughness(every[n][:, j]) for n in every])),
+                    float(np.mean([roughness(labels[n][: len(every[n]), j]) for n in every])))
+             for j, name in enumerate(TARGETS)}
+    return {"folds": rows, "width_s": width, "table": table, "roughness": rough, "in_use": WIDTH_S}
 
 
 def make_clip(video: str | Path, out: str | Path, start_s: float = 1.0, seconds: float = 5.0, fps: float = 25.0,

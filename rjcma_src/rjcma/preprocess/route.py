@@ -16,7 +16,7 @@ where the frame times come from and where the arrays go, by filling in the hooks
 
 * preprocessing (:class:`rjcma.preprocess.trial.TrialRoute`): the annotation grid t_k = k / fps; the arrays go
   to the store's (memory-mapped) files; a stage whose signature is unchanged is skipped, so a run resumes;
-* prediction (:class:`rjcma.predict.VideoRoute`): the decoded stream's own times; the arrays stay in memory; one
+* prediction (:class:`rjcma.scoring.VideoRoute`): the decoded stream's own times; the arrays stay in memory; one
   visual input per tracked person, whose faces are encoded as they are cut (:class:`rjcma.encoders.encode.FaceEncoder`).
 
 Warnings raised inside a stage become the caller's notes (:meth:`Route.note`); each stage is timed (wall and
@@ -71,6 +71,7 @@ class Route(abc.ABC):
     faces_dir: Path | None = None  # a cropped_aligned folder: faces from it, no detection
     detect: bool = True  # False: the faces stage only decodes the frame times
     detect_every: int = 1  # faces are detected on every this-many-th frame
+    join_tracks: bool = False  # a person lost for a while and found again elsewhere stays one track
     progress: Callable[[int], None] | None = None  # called with 1 per decoded frame
     face_sink: FaceEncoder | None = None  # takes each face as it is cut; the faces are then not kept
     precision: str = "fp32"  # of the frozen encoders
@@ -116,7 +117,7 @@ class Route(abc.ABC):
             times = np.asarray([t for t, _ in iter_video(self.video, self.vcounts)], np.float64)
             return self.keep_faces(FaceStage([], times, "not needed", self.vcounts))
         found = faces_at(self.video, self.face_times(), size, self.detect_every, counts=self.vcounts,
-                         progress=self.progress, sink=self.face_sink)
+                         progress=self.progress, sink=self.face_sink, join=self.join_tracks)
         return self.keep_faces(found)
 
     def audio_stage(self) -> dict[str, Any] | None:

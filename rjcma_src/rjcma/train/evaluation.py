@@ -21,6 +21,7 @@ from rjcma.data.dataset import make_loader
 from rjcma.data.windows import merge_windows
 from rjcma.io import atomic_write_text
 from rjcma.metrics import all_metrics, ccc
+from rjcma.train.smoothing import WIDTH_S, smoothed_scores
 
 TARGET_COLUMNS = {"valence": 0, "arousal": 1}  # column of each target in labels.npy
 
@@ -77,7 +78,15 @@ def evaluate(model: nn.Module, ds, cfg: Config, device: torch.device, autocast=N
     loader = make_loader(ds, cfg, train=False, epoch=0, batch_size=max(cfg.train.batch_size, 12))
     merged = merge_predictions(predict_windows(model, loader, device, autocast), ds.lengths, cfg.K)
     labels = {n: np.asarray(ds.store.load(n, "labels"), dtype=np.float32) for n in merged}
-    return score_predictions(merged, labels, list(cfg.targets)), merged
+    metrics = score_predictions(merged, labels, list(cfg.targets))
+    # ---- the smoothed output's CCC beside the raw one (rjcma.train.smoothing; the width was chosen on the demo's
+    # validation folds, so on those folds it is not an unbiased figure: the inference chapter says where it is)
+    fps = {n: float(ds.store.meta(n).get("fps") or 30.0) for n in merged}
+    cols = [TARGET_COLUMNS[t] for t in cfg.targets]
+    metrics["smoothed"] = {"width_s": WIDTH_S, **dict(zip(cfg.targets, smoothed_scores(merged, labels, fps, WIDTH_S,
+                                                                                       cols)))}
+    # ----
+    return metrics, merged
 
 
 def write_predictions(folder: Path, preds: dict[str, np.ndarray], targets: list[str]) -> None:

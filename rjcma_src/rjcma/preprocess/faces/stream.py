@@ -39,6 +39,7 @@ class PersonFaces:
     centre_x: float  # mean box centre (pixels), people are numbered left to right
     detections: int
     track: int = -1  # the tracker's id, as handed to a sink
+    joined: tuple[int, ...] = ()  # later tracks of the same person (Tracker.join), as handed to a sink
 
 
 @dataclass
@@ -52,6 +53,7 @@ class FaceStage:
     frames_tried: int = 0
     dropped_tracks: int = 0
     seconds_detect: float = 0.0
+    seconds: dict[str, float] = field(default_factory=dict)  # process CPU seconds: decode, detect, track, align
     width: int = 0
     height: int = 0
     notes: list[str] = field(default_factory=list)
@@ -106,8 +108,9 @@ class _Pass:
     frame waiting for the next frame's time (which rows it shows) and each track's rows."""
 
     def __init__(self, times: np.ndarray | None, size: int, every: int, detect: Callable, crop: Callable,
-                 sink: Sink | None):
+                 sink: Sink | None, join: bool = False):
         self.size, self.every, self.detect, self.crop, self.sink = size, every, detect, crop, sink
+        self.join = join
         self.times = np.asarray(times, np.float64) if times is not None else None
         g = self.times
         # row k shows the last frame whose time <= t_k + eps (a quarter row of pts jitter)
@@ -123,7 +126,18 @@ class _Pass:
         self.batch = 1
         self.tried = 0
         self.seconds = 0.0
+        self.cpu = dict.fromkeys(("decode", "detect", "track", "align"), 0.0)  # process CPU seconds per step
         self.shape = (0, 0)
+        crop = self.crop
+
+        def timed_crop(*a):
+            c0 = time.process_time()
+            try:
+                return crop(*a)
+            finally:
+                self.cpu["align"] += time.process_time() - c0
+
+        self.crop = timed_crop
 
     def frame(self, i: int, t: float, rgb: np.ndarray) -> None:
         """Frame ``i`` at time ``t``: queued for detection; a full batch is detected and its frames emitted."""
@@ -138,13 +152,16 @@ class _Pass:
 
     def flush(self) -> None:
         tried = [b for b in self.buf if b[0] % self.every == 0]
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         found = dict(zip((b[0] for b in tried), self.detect([b[2] for b in tried]))) if tried else {}
         self.seconds += time.perf_counter() - t0
+        self.cpu["detect"] += time.process_time() - c0
         self.tried += len(tried)
         for i, t, rgb in self.buf:
             if i in found:
+                c0 = time.process_time()
                 self.tracker.update(i, found[i])
+                self.cpu["track"] += time.process_time() - c0
             self._step(i, t, rgb)
         self.buf.clear()
 
@@ -190,6 +207,15 @@ class _Pass:
         """(the people, numbered left to right, tracks dropped as false detections)."""
         if self.tracker is None:
             return [], 0
+        joined: dict[int, list[int]] = {}
+        if self.join:  # one person lost for a while and found again elsewhere: one track
+            for k, r in self.tracker.join(list(self.seen)).items():
+                if k != r:
+                    joined.setdefault(r, []).append(k)
+                    a, b = self.seen[r], self.seen.pop(k)
+                    a.extend(bytes(max(0, len(b) - len(a))))
+                    self.seen[r] = bytearray(x | y for x, y in zip(a, b.ljust(len(a), b"\x00")))
+                    self.crops.setdefault(r, {}).update(self.crops.pop(k, {}))
         keep = self.tracker.kept(self.seen, self.tried)
         dropped = len(self.seen) - len(keep)
         out = []
@@ -204,13 +230,14 @@ class _Pass:
                 while d:  # move, not copy: memory stays at one set of crops
                     r, c = d.popitem()
                     faces[r] = c
-            out.append(PersonFaces(p, faces, mask, self.tracker.centre_x(k), self.tracker.detections[k], k))
+            out.append(PersonFaces(p, faces, mask, self.tracker.centre_x(k), self.tracker.detections[k], k,
+                                   tuple(joined.get(k, ()))))
         return out, dropped
 
 
 def faces_at(video: str | Path, times: np.ndarray | None = None, size: int = 48, detect_every: int = 1,
              detector: str = "auto", counts: DecodeCounts | None = None, progress: Callable[[int], None] | None = None,
-             sink: Sink | None = None) -> FaceStage:
+             sink: Sink | None = None, join: bool = False) -> FaceStage:
     """Faces of every person at each of ``times`` (s; None: at every decoded frame), in one pass over the file.
 
     Row k takes the frame shown at ``times[k]`` (the last frame whose time ≤ t_k, with a quarter-frame
@@ -223,19 +250,25 @@ def faces_at(video: str | Path, times: np.ndarray | None = None, size: int = 48,
     order; ``cut()`` returns that row's crop (cut on the first call only, so rows the sink skips cost nothing). The
     crops are not kept (each person's ``faces`` is None; ``track`` says which of the sink's tracks it is): memory
     then stays one byte per row and track however long the video (prediction encodes the faces as they come).
+    ``join``: a track that begins after another ended, near where it was last seen, is that person's
+    (:meth:`~rjcma.preprocess.faces.track.Tracker.join`; its tracker ids are in ``joined``).
     """
     counts = counts if counts is not None else DecodeCounts("video")
     name, detect, crop = face_backend(detector)
-    run = _Pass(times, size, max(1, int(detect_every)), detect, crop, sink)
-    for i, (t, rgb) in enumerate(iter_video(Path(video), counts)):
+    run = _Pass(times, size, max(1, int(detect_every)), detect, crop, sink, join)
+    frames, c0 = iter_video(Path(video), counts), time.process_time()
+    for i, (t, rgb) in enumerate(frames):
+        run.cpu["decode"] += time.process_time() - c0
         run.frame(i, t, rgb)
         if progress is not None:
             progress(1)
+        c0 = time.process_time()
     run.end()
     n_rows = len(run.times) if run.times is not None else len(run.ftimes)
     persons, dropped = run.persons(n_rows)
     return FaceStage(persons, np.asarray(run.ftimes, np.float64), name, counts, frames_tried=run.tried,
-                     dropped_tracks=dropped, seconds_detect=run.seconds, width=run.shape[1], height=run.shape[0])
+                     dropped_tracks=dropped, seconds_detect=run.seconds, seconds=run.cpu, width=run.shape[1],
+                     height=run.shape[0])
 
 
 def faces_from_video(video: str | Path, n_rows: int | None = None, fps: float | None = None, size: int = 48,

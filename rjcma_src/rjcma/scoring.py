@@ -1,4 +1,7 @@
-"""`rjcma predict`: valence and arousal for every frame and every person of your own video(s) (paper §3, §4.2.1).
+"""Scoring your own video: valence and arousal for every frame and every person (paper §3, §4.2.1).
+
+``rjcma predict`` (:mod:`rjcma.cli.predict`) and, from a notebook, ``rjcma.predict("clip.mp4")`` (:func:`predict`: the
+rows as a DataFrame, the JSON's facts in ``df.attrs``) both call :func:`predict_video`.
 
 A user's video has no ``cropped_aligned`` folder; it goes the route of the preprocessing (:mod:`rjcma.preprocess.route`:
 the same stages in the same order), with the stream's own frame times instead of k / fps (:class:`VideoRoute`)::
@@ -13,8 +16,10 @@ the same stages in the same order), with the stream's own frame times instead of
   ``_left``/``_right`` subjects of one video. A video without any face is one person with black, masked faces.
 * Honest frames: each row says which evidence existed (``face``: a face of this person; ``speech``: sound or a
   word). Where there is neither, valence and arousal are left empty; ``--fill`` writes the model's output there.
-* Outputs per video ``<stem>``: ``.csv``, ``.png``, ``.json`` (:func:`_summary`: decoder counts, encoders/ASR
-  used, warnings, timings) and ``.html``, written atomically together (:mod:`rjcma.predict_outputs`).
+* The output is smoothed over :data:`~rjcma.train.smoothing.WIDTH_S` s, a width chosen on validation data.
+* A file without video is scored at ``fps`` rows a second (default :data:`AUDIO_ONLY_FPS`), no face evidence.
+* Outputs per video ``<stem>``: ``.csv``, ``.png``, ``.json`` (:func:`rjcma.predict_outputs.summary`) and ``.html``,
+  written atomically together (:mod:`rjcma.predict_outputs`).
 """
 
 from __future__ import annotations
@@ -26,21 +31,22 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from rjcma import __version__
-from rjcma.bundle import ModelBundle
+from rjcma.bundle import ModelBundle, cached_bundle
 from rjcma.config import Config
 from rjcma.data.windows import merge_windows, take_window, window_starts
 from rjcma.encoders.encode import FaceEncoder
 from rjcma.encoders.logmel import patches_at
 from rjcma.models.backbones import encode_faces, faces_to_tensor
-from rjcma.predict_outputs import PredictionResult
+from rjcma.predict_outputs import PredictionResult, summary
 from rjcma.preprocess.audio import load_audio, speech_at
 from rjcma.preprocess.decode import probe
 from rjcma.preprocess.faces.stream import FaceStage
 from rjcma.preprocess.route import Route, clock
+from rjcma.train.smoothing import WIDTH_S, smooth, width_frames
 
 # oneDNN keeps a compiled kernel for every input shape it meets, and MTCNN's later stages see a new batch size on
 # almost every call: without a small cache the process grows by ~0.6 MB a frame (read at the first convolution)
@@ -50,35 +56,22 @@ STAGES = ("decode+faces", "audio+logmel", "asr", "text", "encoders", "model")  #
 SECONDS_OF = {"faces": "decode+faces", "audio": "audio+logmel", "speech": "asr", "text": "text", "features": "encoders"}
 BATCH_WINDOWS = 8  # windows per model call
 DETECTIONS_PER_SECOND = 5.0  # faces are detected ~5 times a second; frames in between keep their track's face
-AUDIO_ONLY_FPS = 30.0  # row rate of a file without video
+AUDIO_ONLY_FPS = 30.0  # row rate of a file without video (Aff-Wild2's annotation rate)
 ENCODER_BATCH = 64  # rows per encoder forward pass (preprocessing: 128); bounds memory (VGGish: ~110 MB at 64);
 # IR-50's features equal the store's at 64, VGGish's up to bf16 rounding (they are equal only at the same batch size)
 
 
-def _stats(x: np.ndarray) -> dict[str, float | None]:
-    if np.isnan(x).all():
-        return {"mean": None, "std": None, "min": None, "max": None}
-    return {k: float(f(x)) for k, f in (("mean", np.nanmean), ("std", np.nanstd), ("min", np.nanmin),
-                                         ("max", np.nanmax))}
-
-
-def _trim() -> None:
-    """Hand freed heap memory back to the system (glibc keeps the small blocks of a long run otherwise)."""
-    with contextlib.suppress(OSError, AttributeError):  # not glibc
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-
-
 class VideoRoute(Route):
-    """A user's video on the route: the decoded stream's own frame times (30 a second for a file without video),
-    the arrays kept in memory, every tracked person's faces encoded as they are cut (cached mode), the stages its
-    model's modalities need; notes without repeats, seconds per stage (:data:`STAGES`)."""
+    """A user's video on the route: the decoded stream's own frame times (``fps`` a second for a file without
+    video), the arrays kept in memory, every tracked person's faces encoded as they are cut (cached mode), the
+    stages its model's modalities need; notes without repeats, seconds per stage (:data:`STAGES`)."""
 
-    def __init__(self, path: Path, b: ModelBundle, rcfg: Config, progress: bool):
+    def __init__(self, path: Path, b: ModelBundle, rcfg: Config, progress: bool, fps: float | None = None):
         super().__init__()
         self.video, self.label, self.b, self.show = path, str(path), b, progress
         self.p, self.asr = b.cfg.preprocess, rcfg.preprocess  # the checkpoint's settings; the run's recogniser
         self.info, self.mods, self.cached = probe(path), b.modalities, b.cfg.train.mode == "cached"
-        self.detect = "visual" in self.mods
+        self.detect, self.join_tracks = "visual" in self.mods, True
         self.detect_every = max(1, int(round((self.info.container_fps or 25.0) / DETECTIONS_PER_SECOND)))
         self.precision, self.batch, self.threads = b.precision, ENCODER_BATCH, 0  # all the process's threads
         if self.cached and "visual" in self.mods:
@@ -89,10 +82,12 @@ class VideoRoute(Route):
         self.persons, self.detector, self.fd, self.enc = [], "not needed", {}, np.zeros(2)
         self.wav, self.L, self.word_list, self.asr_info = None, None, [], {"backend": "not needed"}
         self.X_t, self.features, self.evidence = None, {}, None
+        self.row_fps = None  # rows a second of a file without video
         if not self.info.has_video:
-            n = max(1, int(round(float(self.info.container_duration_s or 0.0) * AUDIO_ONLY_FPS)))
-            self.times = np.arange(n) / AUDIO_ONLY_FPS
-            self.note(f"{path}: audio only (no video stream); rows at {AUDIO_ONLY_FPS:g} fps, no face evidence")
+            self.row_fps = float(fps or AUDIO_ONLY_FPS)
+            n = max(1, int(round(float(self.info.container_duration_s or 0.0) * self.row_fps)))
+            self.times = np.arange(n) / self.row_fps
+            self.note(f"{path}: audio only (no video stream); rows at {self.row_fps:g} a second, no face evidence")
             self.after_times()
 
     def note(self, msg: str) -> None:
@@ -114,6 +109,9 @@ class VideoRoute(Route):
             if self.face_sink is not None:
                 self.face_sink.finish(len(self.times))  # the last row is encoded too, as in the store
                 self.enc = self.face_sink.spent.copy()  # the visual encoder's seconds count as "encoders"
+                for pf in self.persons:  # a person's later tracks (Tracker.join): their rows are the person's
+                    for k in pf.joined:
+                        self.face_sink.feats.setdefault(pf.track, {}).update(self.face_sink.feats.pop(k, {}))
             self.after_faces()
             spent = spent + (clock() - t0) - self.enc
         if stage == "audio" and self.info.has_audio and self.wav.size and float(np.max(np.abs(self.wav))) < 1e-4:
@@ -122,7 +120,8 @@ class VideoRoute(Route):
             self.evidence = speech_at(self.wav, int(self.p.sample_rate), self.times, self.word_list)
             self.wav = None
         self.spent(SECONDS_OF[stage], spent + (self.enc if stage == "features" else 0))
-        _trim()
+        with contextlib.suppress(OSError, AttributeError):  # glibc keeps the freed small blocks of a long stage
+            ctypes.CDLL("libc.so.6").malloc_trim(0)
 
     # ---- faces and times -----------------------------------------------------------------------------------------
     def faces_stage(self) -> dict[str, Any] | None:
@@ -139,7 +138,8 @@ class VideoRoute(Route):
         if self.detect:
             s, tried = found.seconds_detect, found.frames_tried
             self.fd = {"frames": tried, "every": self.detect_every, "seconds": round(s, 3), "dropped_tracks":
-                       found.dropped_tracks, "frames_per_second": round(tried / s, 2) if s else None}
+                       found.dropped_tracks, "frames_per_second": round(tried / s, 2) if s else None,
+                       "cpu_seconds": {k: round(v, 3) for k, v in found.seconds.items()}}
 
     def after_faces(self) -> None:
         path = self.video
@@ -151,17 +151,16 @@ class VideoRoute(Route):
                     self.note(f"{path}: person {pf.person}: a face was found in {pf.mask.mean():.0%} of the frames")
             if len(self.persons) > 1:
                 self.note(f"{path}: {len(self.persons)} people tracked; each is scored as its own trial")
-        if len(self.times) > 2:
-            dt = np.diff(self.times)
-            if dt.min() > 0 and dt.max() > 1.5 * dt.min():
-                self.note(f"{path}: variable frame rate (frame gaps {dt.min() * 1000:.1f}-{dt.max() * 1000:.1f} ms); "
-                          "rows follow the decoded frames and their presentation times")
+        dt = np.diff(self.times)
+        if len(dt) > 1 and dt.max() > 1.5 * dt.min():  # the frames' own intervals vary
+            self.note(f"{path}: variable frame rate (frames {dt.min() * 1000:.1f} to {dt.max() * 1000:.1f} ms apart); "
+                      "rows follow the decoded frames at their own times")
         self.after_times()
 
     def after_times(self) -> None:
         n, times = len(self.times), self.times
-        step = np.median(np.diff(times)) if n > 1 else 1.0 / (self.info.container_fps or 25.0)
-        self.duration = float(times[-1] + step)
+        self.step = float(np.median(np.diff(times))) if n > 1 else 1.0 / (self.info.container_fps or 25.0)
+        self.duration = float(times[-1] + self.step)
         if self.duration < 1.0:
             self.note(f"{self.video}: very short video ({self.duration:.2f} s, {n} frames); one window padded to "
                       f"K={self.b.K}")
@@ -237,12 +236,14 @@ def run_model(bundle: ModelBundle, inputs: dict[str, np.ndarray], n: int) -> tup
 
 
 def predict_video(path: str | Path, model_bundle: ModelBundle, cfg: Config | None = None, fill: bool = False,
-                  progress: bool = False) -> PredictionResult:
+                  progress: bool = False, smooth_output: bool = True, fps: float | None = None) -> PredictionResult:
     """Score one video with a loaded :class:`~rjcma.bundle.ModelBundle`; see the module docstring. ``cfg`` (default:
     the bundle's) supplies the run-time settings only (ASR and punctuation models); ``progress`` shows a bar of the
-    decoded frames. Expected failures raise :class:`RjcmaError` naming the file."""
+    decoded frames; ``smooth_output`` filters the output over :data:`~rjcma.train.smoothing.WIDTH_S` (the raw
+    output stays in the result's ``raw``); ``fps``: rows a second of a file without video. Expected failures raise
+    :class:`RjcmaError` naming the file."""
     b, path = model_bundle, Path(path)
-    r = VideoRoute(path, b, cfg if cfg is not None else b.cfg, progress)
+    r = VideoRoute(path, b, cfg if cfg is not None else b.cfg, progress, fps)
     r.run()
     n = len(r.times)
     speech = r.evidence if r.evidence is not None else np.zeros(n, bool)
@@ -250,17 +251,20 @@ def predict_video(path: str | Path, model_bundle: ModelBundle, cfg: Config | Non
     audio, visual = r.model_inputs()
     inputs = {k: v for k, v in (("audio" if r.cached else "logmel", audio), ("text", r.X_t)) if v is not None}
     face_sets = [pf.mask for pf in r.persons] or [np.zeros(n, bool)]
-    preds, n_windows = [], 0
+    width = width_frames(WIDTH_S, 1.0 / r.step) if smooth_output else 1
+    preds, raws, n_windows = [], [], 0
     for mask, vis in zip(face_sets, visual):
         if vis is not None:
             inputs["visual" if r.cached else "faces"] = vis
         merged, n_windows = run_model(b, inputs, n)
-        pred = np.full((n, 2), np.nan, np.float32)
+        raw = np.full((n, 2), np.nan, np.float32)
         for i, t in enumerate(b.targets):
-            pred[:, {"valence": 0, "arousal": 1}[t]] = merged[:, i]
+            raw[:, {"valence": 0, "arousal": 1}[t]] = merged[:, i]
+        pred = smooth(raw, width)
         if not fill:
-            pred[~(mask | speech)] = np.nan  # no evidence: no value
+            pred[~(mask | speech)] = raw[~(mask | speech)] = np.nan  # no evidence: no value
         preds.append(pred)
+        raws.append(raw)
     r.spent("model", clock() - t0)
     blind = [int((~(m | speech)).sum()) for m in face_sets]
     if max(blind) and not fill:
@@ -268,32 +272,25 @@ def predict_video(path: str | Path, model_bundle: ModelBundle, cfg: Config | Non
                "left empty (--fill writes the model's output there)")
     for c in (r.vcounts, r.acounts):
         r.note(c.warning(path) or "")
-    summary = _summary(r, face_sets, speech, preds, blind, fill, n_windows)
-    return PredictionResult(path, r.times, preds, face_sets, speech, r.word_list, summary, r.notes)
+    extra = {"smoothing": {"width_s": WIDTH_S if width > 1 else 0.0, "width_frames": width},
+             "row_fps": r.row_fps, "windows": n_windows}
+    facts = summary(r, face_sets, speech, preds, blind, fill, extra)
+    return PredictionResult(path, r.times, preds, face_sets, speech, r.word_list, facts, r.notes, raws)
 
 
-def _summary(r: VideoRoute, face_sets, speech, preds, blind, fill, n_windows) -> dict[str, Any]:
-    b, path, times, mcfg = r.b, r.video, r.times, r.b.cfg
-    n, words = len(times), r.word_list
-    return {
-        "video": str(path), "size_bytes": path.stat().st_size, "mtime_ns": path.stat().st_mtime_ns, "frames": n,
-        "duration_s": round(r.duration, 4),
-        "mean_fps": round((n - 1) / float(times[-1]), 4) if n > 1 and times[-1] > 0 else None,
-        **r.info.summary(),
-        "decode": {"video": r.vcounts.as_dict(), "audio": r.acounts.as_dict()},
-        "face_detector": r.detector, "face_detection": r.fd, "persons": len(face_sets),
-        "faces_found": int(sum(int(m.sum()) for m in face_sets)),
-        "faces_fraction": round(float(np.mean([m.mean() for m in face_sets])), 4) if n else 0.0,
-        "speech_fraction": round(float(speech.mean()), 4) if n else 0.0,
-        "words": len(words), "transcript": " ".join(getattr(w, "text", str(w)) for w in words)[:2000],
-        "asr": r.asr_info, "encoders": b.encoder_info, "encoder_precision": b.precision if r.cached else "fp32",
-        "checkpoint": str(b.checkpoint), "config_hash": b.config_hash, "fill": bool(fill),
-        "model": {"fusion": mcfg.model.fusion, "modalities": list(b.modalities), "targets": b.targets, "K": b.K,
-                  "stride": int(mcfg.data.stride), "windows": n_windows, "mode": mcfg.train.mode},
-        "people": [{"person": j, "face_frames": int(m.sum()), "no_evidence_frames": blind[j],
-                    "valence": _stats(preds[j][:, 0]), "arousal": _stats(preds[j][:, 1])}
-                   for j, m in enumerate(face_sets)],
-        "valence": _stats(preds[0][:, 0]), "arousal": _stats(preds[0][:, 1]),
-        "warnings": r.notes, "seconds": {k: round(v, 3) for k, v in r.secs.items()},
-        "cpu_seconds": {k: round(v, 3) for k, v in r.cpu.items()}, "rjcma_version": __version__,
-    }
+def predict(video: str | Path, checkpoint: str | Path | ModelBundle | None = None, *, profile: str = "demo",
+            sets: list[str] | None = None, fill: bool = False, smooth: bool = True, fps: float | None = None,
+            progress: bool = False) -> pd.DataFrame:
+    """Score ``video`` and return its rows as a DataFrame with the CSV's columns (``frame, time_s, person, valence,
+    arousal, face, speech``); what the JSON says (decoder counts, people, warnings, timings, ...) is in ``df.attrs``.
+
+    The model is found as ``rjcma predict`` finds it: ``checkpoint`` (a result folder, or a loaded
+    :class:`~rjcma.bundle.ModelBundle`), else the model ``make book`` trains for ``profile``; ``sets``
+    (``key=value``) override its config. A loaded model is kept for the next call. ``fill``, ``smooth`` and ``fps``
+    are the command's ``--fill``, ``--smooth`` and ``--fps``.
+    """
+    b = checkpoint if isinstance(checkpoint, ModelBundle) else cached_bundle(checkpoint, sets, profile)
+    res = predict_video(video, b, fill=fill, progress=progress, smooth_output=smooth, fps=fps)
+    df = pd.DataFrame(res.columns())
+    df.attrs.update(res.summary)
+    return df
