@@ -209,3 +209,31 @@ def test_the_walk_sees_local_relative_and_type_checking_imports(tmp_path):
     got = {m for _, m in imported_modules(f, "rjcma.data.x", {"rjcma.preprocess.text"})}
     assert got == {"rjcma.models.rjcma", "rjcma.preprocess.text", "rjcma.train.loop"}
     assert not any(arrow_allowed("rjcma.data.x", m) for m in got)
+
+
+# The one arrow named by string: the package's face hands on ``rjcma.predict`` (the apps' one-call API) on first use
+# (PEP 562), so ``import rjcma`` stays light. Any other module that names a package module by string must follow the
+# layers like an import statement does.
+NAMED_BY_STRING_ALLOWED = {("rjcma", "rjcma.scoring")}
+
+
+def modules_named_by_string(path: Path) -> list[tuple[int, str]]:
+    """``(line, module)`` for every ``import_module("rjcma....")`` call with a literal name in ``path``."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    out = []
+    for node in ast.walk(tree):
+        if (isinstance(node, ast.Call) and getattr(node.func, "attr", getattr(node.func, "id", "")) == "import_module"
+                and node.args and isinstance(node.args[0], ast.Constant) and str(node.args[0].value).startswith("rjcma")):
+            out.append((node.lineno, str(node.args[0].value)))
+    return out
+
+
+def test_modules_named_by_string_follow_the_layers_too():
+    bad, seen = [], set()
+    for src, path in package_modules().items():
+        for line, dst in modules_named_by_string(path):
+            seen.add((src, dst))
+            if (src, dst) not in NAMED_BY_STRING_ALLOWED and layer(dst) and not arrow_allowed(src, dst):
+                bad.append(f"{path.relative_to(PACKAGE.parent)}:{line}: {src} names {dst} ({layer(dst)})")
+    assert not bad, "modules named by string against the layers:\n" + "\n".join(bad)
+    assert NAMED_BY_STRING_ALLOWED <= seen, "the allowed exception is gone: remove it from NAMED_BY_STRING_ALLOWED"

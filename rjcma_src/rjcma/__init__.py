@@ -16,9 +16,10 @@ from rjcma.errors import RjcmaError  # noqa: E402,F401
 
 
 def __getattr__(name: str):
-    """``rjcma.predict``, looked up on first use: ``import rjcma`` and ``rjcma --help`` stay free of torch. The
-    package root is the bottom layer and every layer reads ``rjcma.__version__``; naming the apps-layer function by
-    its module's name, not by an import statement, keeps the layers' arrows pointing down."""
+    """``rjcma.predict``, looked up on first use, so ``import rjcma`` and ``rjcma --help`` stay free of torch. This
+    is the package's one arrow from its face up to the apps, named by string on purpose (every layer reads
+    ``rjcma.__version__``, so an import statement here would be a circle); ``tests/test_layers.py`` allows exactly
+    this one."""
     if name == "predict":
         return importlib.import_module("rjcma.scoring").predict
     raise AttributeError(f"module 'rjcma' has no attribute {name!r}")
