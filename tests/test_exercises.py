@@ -18,6 +18,7 @@ from types import SimpleNamespace
 
 import nbformat
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -154,6 +155,14 @@ def _fake_predict(clip, bundle=None):
     return SimpleNamespace(times=np.arange(n) / 25.0, preds=[np.zeros((n, 2))], warnings=[])
 
 
+def _fake_rjcma_predict(clip, bundle=None):
+    """What ``rjcma.predict`` returns (one row per frame and person, the JSON in ``attrs``), from the fake scorer."""
+    res = _fake_predict(clip, bundle)
+    df = pd.DataFrame({"frame": np.arange(len(res.times)), "time_s": res.times})
+    df.attrs.update(frames=len(res.times), persons=len(res.preds), warnings=res.warnings)
+    return df
+
+
 def _comparison(tmp: Path) -> Path:
     """A results folder whose comparison summary ranks three fusions (what 11_results reads for its exercise 2)."""
     rows = [{"fusion": "jca", "mean": 0.3}, {"fusion": "rjcma-released", "mean": 0.45}, {"fusion": "rjcma", "mean": 0.5}]
@@ -220,7 +229,7 @@ def namespace(name: str, tmp: Path, monkeypatch) -> dict:
         monkeypatch.setattr(inference, "predict_video", _fake_predict)
         res = SimpleNamespace(summary={"seconds": {"faces": 3.0, "audio": 1.0}, "duration_s": 8.0})
         return {**base, "chapter": inference, "video": _video(tmp / "demo.mp4"), "out_dir": tmp, "bundle": None,
-                "predict_video": _fake_predict, "res": res, "secs": res.summary["seconds"], "video_seconds": 8.0}
+                "predict_video": _fake_predict, "rjcma": SimpleNamespace(predict=_fake_rjcma_predict), "res": res, "secs": res.summary["seconds"], "video_seconds": 8.0}
     if name == "13_paper_vs_code":
         return {**base, "chapter": paper_vs_code, "dims": [4, 3, 3], "l": 2, "K": 8,
                 "paper_fusion": RecursiveJointCrossModalAttention([4, 3, 3], 8, num_iterations=2)}

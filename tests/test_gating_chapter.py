@@ -158,16 +158,16 @@ def test_gate_trace_reads_the_models_gates_over_a_validation_trial(tiny_runs):
 def test_family_table_reads_the_runs_with_intervals(tiny_runs):
     cfg, runs = tiny_runs
     header, rows, values = chapter.family_table(runs, cfg.data.store)
-    assert [r[0] for r in rows] == ["RJCMA, paper's equations", "gated RJCMA (ours, not from any paper)"]
+    assert [r[0] for r in rows] == ["RJCMA, paper's equations · A+V+T", "gated RJCMA (ours, not from any paper) · A+V+T"]
     assert all(len(r) == len(header) for r in rows)
-    assert rows[0][4:6] == ["reference", "reference"] and rows[1][4].count("[") == 1
+    assert rows[0][3:5] == ["reference", "reference"] and rows[1][3].count("[") == 1
     for f, r in zip(runs, rows):
         m = json.loads((runs[f][0] / "metrics.json").read_text())["metrics"]
         for t in ("valence", "arousal"):
             assert values[f][t] == pytest.approx(m[t]["ccc"], abs=1e-5)
         assert values[f]["mean"] == pytest.approx((values[f]["valence"] + values[f]["arousal"]) / 2)
-        est, low, high = (float(x) for x in r[2].replace("[", "").replace("]", "").replace(",", "").split())
+        est, low, high = (float(x) for x in r[1].replace("[", "").replace("]", "").replace(",", "").split())
         assert low <= est <= high
-    assert rows[0][6:8] == [f"{chapter.published('rjcma')[0]:.3f}", f"{chapter.published('rjcma')[1]:.3f}"]
+    assert rows[0][5] == f"{chapter.published('rjcma')[0]:.3f} / {chapter.published('rjcma')[1]:.3f}"
     diff = values["gated-rjcma"]["diff_valence"]
     assert diff == pytest.approx(values["gated-rjcma"]["valence"] - values["rjcma"]["valence"], abs=1e-9)

@@ -64,8 +64,8 @@ def published(fusion: str) -> tuple[float | None, float | None, str]:
         if m["fusion"] == fusion:
             return m["val_valence"], m["val_arousal"], "RJCMA paper, Table 2"
     if fusion == "gated-rjcma":
-        return None, None, "ours: from no paper, so no published number"
-    return None, None, "none typed in rjcma.paper_numbers (its comment says why)"
+        return None, None, "none: ours, from no paper"
+    return None, None, "none typed (see rjcma.paper_numbers)"
 
 
 def _ci(iv) -> str:
@@ -78,8 +78,8 @@ def family_table(runs: dict[str, list[Path]], store: str | Path | None = None) -
     source. ``values``: ``{fusion: {"valence", "arousal", "mean", "diff_valence", "diff_arousal"}}`` (floats)."""
     labels = {f: FUSIONS[f].label for f in runs}
     ti = table_intervals({labels[f]: paths for f, paths in runs.items()}, labels.get(REFERENCE), store)
-    header = ["method", "modalities", "valence (ours) [95 %]", "arousal (ours) [95 %]", "valence − RJCMA [95 %]",
-              "arousal − RJCMA [95 %]", "valence (published)", "arousal (published)", "published in"]
+    header = ["method · modalities", "valence [95 %]", "arousal [95 %]", "Δ valence to RJCMA [95 %]",
+              "Δ arousal to RJCMA [95 %]", "published V / A", "published in"]
     rows, values = [], {}
     for f, paths in runs.items():
         tg = ti.row(labels[f]).targets
@@ -88,7 +88,8 @@ def family_table(runs: dict[str, list[Path]], store: str | Path | None = None) -
         pv, pa, source = published(f)
         mods = "+".join(m[0].upper() for m in FUSIONS[f].compare_modalities())
         diffs = [_ci(t.diff) if t.diff else "reference" for t in (v, a)]
-        rows.append([labels[f], mods, _ci(v.ccc), _ci(a.ccc), *diffs, f3(pv), f3(pa), source])
+        both = f"{f3(pv)} / {f3(pa)}" if pv is not None else "—"
+        rows.append([f"{labels[f]} · {mods}", _ci(v.ccc), _ci(a.ccc), *diffs, both, source])
         values[f] = {"valence": v.ccc.estimate, "arousal": a.ccc.estimate, "mean": mean,
                      "diff_valence": v.diff.estimate if v.diff else 0.0,
                      "diff_arousal": a.diff.estimate if a.diff else 0.0}
