@@ -340,3 +340,37 @@ def test_design_figures(tiny_corpus: Path):
     assert len(fig2.axes) == 2
     with pytest.raises(RjcmaError, match="rjcma synth"):
         read_truth_trial(tiny_corpus, "no-such-trial")
+
+
+def test_modalities_carry_complementary_parts(tiny_corpus: Path):
+    """By design no modality holds more than a part of a target, and all three together hold much more; the R² of the
+    labels from each modality's parts is recorded per corpus and a bigger set of parts never explains less."""
+    truth = _truth(tiny_corpus)
+    designed, measured = truth["designed_explained_variance"], truth["explained_variance"]
+    for target in ("valence", "arousal"):
+        singles = [designed[target][m] for m in ("visual", "audio", "text")]
+        assert max(singles) <= 0.4 and designed[target]["all"] >= max(singles) + 0.35, target
+        m = measured[target]
+        assert 0 < m["all"] < 1 and all(m["all"] >= m[k] - 1e-9 for k in ("visual", "audio", "text")), target
+    assert measured["valence"]["audio"] < 0.1, "the voice carries no valence part"
+    assert set(truth["design"]["modalities"]) == {"visual", "audio", "text"}
+
+
+def test_the_face_does_not_show_the_voices_arousal_part(tiny_corpus: Path):
+    """The voice's arousal part P is heard, not seen: speaking rate and pauses are drawn per utterance (not from P),
+    and the mouth follows the speech before its loudness gain, so within a trial the mouth opening while the subject
+    speaks barely follows P (up to version 6 rate, pauses and mouth all followed P)."""
+    truth = _truth(tiny_corpus)
+    utts = [u for v in truth["videos"] for u in v["utterances"]]
+    speed_r = np.corrcoef([u["speed_wpm"] for u in utts], [u["prosody"] for u in utts])[0, 1]
+    assert abs(speed_r) < 0.6, f"speaking rate follows P (r = {speed_r:.2f})"
+    rs = []
+    for v in truth["videos"]:
+        for tr in v["trials"]:
+            with (tiny_corpus / TRUTH_DIR / f"{tr['name']}.csv").open() as f:
+                rows = list(csv.DictReader(f))
+            mouth, p, speaking = (np.array([float(r[k]) for r in rows]) for k in ("mouth", "prosody", "speaking"))
+            sel = (speaking > 0) & (mouth > 0.05)
+            if sel.sum() > 20:
+                rs.append(np.corrcoef(mouth[sel], p[sel])[0, 1])
+    assert rs and abs(float(np.mean(rs))) < 0.25, f"the mouth follows P (mean within-trial r = {np.mean(rs):.2f})"

@@ -87,3 +87,63 @@ def test_verdicts_follow_the_numbers(tmp_path):
     assert "the choice of l matters" in words and "blocks of 160 consecutive frames" in words
     assert "With only 9 resampling units" in words, "a fold with few units: the verdict says it is only a hint"
     assert "resampling unit" not in text["ahead"], "12 trials are enough units for no such caution"
+
+
+def _fold_check(exp, rjcma, audio, visual, text):
+    """A compare-folds summary (rjcma.train.cv's format): per target, each model's CCC on folds 0..5."""
+    exp.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for name, fusion, per in (("unimodal audio", "unimodal:audio", audio), ("unimodal visual", "unimodal:visual",
+                              visual), ("unimodal text", "unimodal:text", text),
+                              ("RJCMA paper (A+V+T)", "rjcma", rjcma)):
+        row = {"model": name, "fusion": fusion, "fold": "0,1,2,3,4,5"}
+        for t, vals in per.items():
+            row[t] = sum(vals) / len(vals)
+            row[f"per_fold_{t}"] = ";".join(f"{v:.4f}" for v in vals)
+        rows.append(row)
+    (exp / "summary.json").write_text(json.dumps({"kind": "compare-folds", "config_hash": "h2",
+                                                  "folds": [0, 1, 2, 3, 4, 5], "rows": rows}))
+    return exp
+
+
+def test_fold_differences_pair_each_fold_with_its_best_single_modality(tmp_path):
+    from rjcma.results_tables import fold_differences
+
+    low = [0.1] * 6
+    # the visual model is best on folds 0-2, the audio model on folds 3-5; RJCMA beats visual everywhere but falls
+    # below audio on fold 4: a comparison with the best modality *on average* would miss that fold
+    visual = [0.50, 0.50, 0.50, 0.30, 0.30, 0.30]
+    audio = [0.30, 0.30, 0.30, 0.52, 0.60, 0.52]
+    rjcma = [0.55, 0.56, 0.57, 0.55, 0.58, 0.56]
+    exp = _fold_check(tmp_path / "compare-folds", {"valence": rjcma, "arousal": [v - 0.2 for v in rjcma]},
+                      {"valence": audio, "arousal": low}, {"valence": visual, "arousal": [0.2] * 6},
+                      {"valence": low, "arousal": low})
+    table = fold_differences(exp)
+    v = table.values
+    assert v["folds"] == [0, 1, 2, 3, 4, 5]
+    assert v["best_valence"] == ["visual"] * 3 + ["audio"] * 3
+    assert v["ahead_valence"] == 5 and v["diff_valence"][4] < 0
+    assert abs(v["diff_valence"][0] - 0.05) < 1e-9
+    assert v["ahead_arousal"] == 6 and v["best_arousal"] == ["visual"] * 6
+    assert len(table.rows) == 7 and "5 of 6" in table.rows[-1][3] and "6 of 6" in table.rows[-1][6]
+    assert fold_differences(tmp_path / "nothing") is None
+
+
+def test_fold_by_fold_verdict_says_plainly_when_the_fusion_is_not_ahead(tmp_path):
+    from rjcma.book.verdicts import fold_by_fold_verdict
+    from rjcma.results_tables import fold_differences
+
+    uni = {"valence": [0.5] * 6, "arousal": [0.5] * 6}
+    low = {"valence": [0.1] * 6, "arousal": [0.1] * 6}
+    wins = _fold_check(tmp_path / "a", {"valence": [0.6] * 6, "arousal": [0.6, 0.6, 0.6, 0.6, 0.6, 0.4]},
+                       low, uni, low)
+    words = " ".join(fold_by_fold_verdict(fold_differences(wins).values))
+    assert "ahead of the best single modality on 6 of 6 folds" in words and "on 5 of 6 folds" in words
+    assert "fold 5 (−0.100, visual)" in words and "probability 0.02" in words and "probability 0.11" in words
+    assert "beats the best single modality on valence and arousal fold by fold" in words and "not" not in words.split(
+        "What to conclude")[1]
+    loses = _fold_check(tmp_path / "b", {"valence": [0.6] * 6, "arousal": [0.6, 0.4, 0.6, 0.4, 0.6, 0.4]},
+                        low, uni, low)
+    words = " ".join(fold_by_fold_verdict(fold_differences(loses).values))
+    assert "on 3 of 6 folds" in words and "is **not** ahead of the best single modality fold by fold on arousal" in words
+    assert "on valence it does" in words

@@ -401,3 +401,57 @@ def interval_table(exp_dir: str | Path, title: str, published: bool = False) -> 
                + "." if units else "No intervals: rerun the experiment to write summary_intervals.json."))
     return Table(title=title, header=header, rows=rows, runs=[], note=note,
                  values=named_intervals(summary, info) if info else {})
+
+
+# ---- the six-fold check fold by fold: RJCMA minus the best single modality -------------------------------------------
+def fold_differences(exp_dir: str | Path, reference: str = "rjcma") -> Table | None:
+    """The paired per-fold differences of a ``compare --folds`` summary (``compare-folds/summary.json``): on every
+    fold and for each target, the ``reference`` fusion's CCC, the best single modality's CCC *on that fold* (the
+    highest of the unimodal rows there, so the reference must beat each of them) and the difference; the last row
+    counts the folds where the reference is ahead. Both models of a pair validate on the same trials, so the
+    difference of a fold is paired. None without a summary holding the reference and a unimodal row.
+
+    ``values``: ``folds`` (the fold ids), per target ``ahead_<target>`` (folds with a positive difference),
+    ``diff_<target>`` (the differences, fold order) and ``best_<target>`` (the best single modality's name per
+    fold): what :func:`rjcma.book.verdicts.fold_by_fold_verdict` reads."""
+    summary, _ = read_summary(exp_dir)
+    rows = summary.get("rows") or []
+    ref = next((r for r in rows if r.get("fusion") == reference), None)
+    uni = [r for r in rows if str(r.get("fusion", "")).startswith("unimodal")]
+    targets = [t for t in ("valence", "arousal") if ref and f"per_fold_{t}" in ref
+               and all(f"per_fold_{t}" in r for r in uni)]
+    if not targets or not uni:
+        return None
+    folds = summary.get("folds") or [int(f) for f in str(ref.get("fold", "")).split(",") if f.strip()]
+
+    def per_fold(r: dict[str, Any], t: str) -> list[float]:
+        return [float(x) for x in str(r[f"per_fold_{t}"]).split(";")]
+
+    values: dict[str, Any] = {"folds": list(folds), "reference": short_name(ref)}
+    cols: dict[str, list[tuple[float, str, float, float]]] = {}
+    for t in targets:
+        ours = per_fold(ref, t)
+        uni_scores = {short_name(r).replace("unimodal ", ""): per_fold(r, t) for r in uni}
+        col = []
+        for i in range(len(folds)):
+            best = max(uni_scores, key=lambda m: uni_scores[m][i])
+            col.append((ours[i], best, uni_scores[best][i], ours[i] - uni_scores[best][i]))
+        cols[t] = col
+        values[f"diff_{t}"] = [c[3] for c in col]
+        values[f"best_{t}"] = [c[1] for c in col]
+        values[f"ahead_{t}"] = sum(c[3] > 0 for c in col)
+    name = values["reference"]
+    header = ["fold"] + [h for t in targets for h in (f"{t}: {name}", "best single modality", "difference")]
+    body = []
+    for i, f in enumerate(folds):
+        body.append([str(f)] + [cell for t in targets for cell in (
+            _fmt(cols[t][i][0]), f"{cols[t][i][1]} {_fmt(cols[t][i][2])}", _signed(cols[t][i][3]))])
+    body.append([f"**{name} ahead**"] + [cell for t in targets for cell in (
+        "", "", f"**{values[f'ahead_{t}']} of {len(folds)}**")])
+    return Table(title=f"{name} minus the best single modality, fold by fold", header=header, rows=body, runs=[],
+                 note="Each fold's best single modality is the highest of the unimodal rows on that fold. A "
+                      "positive difference: the fusion is ahead on that fold.", values=values)
+
+
+def _signed(x: float) -> str:
+    return f"{x:+.3f}".replace("-", "−")

@@ -9,6 +9,7 @@ excludes zero. Nothing here types a number or a conclusion: change the numbers a
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
@@ -201,3 +202,48 @@ def ablation_verdict(info: Mapping[str, Any]) -> list[str]:
                    "this run cannot say whether more recursions help.")
     out.append(noise_note(info))
     return [s for s in out if s]
+
+
+# the fusion's win "holds fold by fold" when it is ahead on every fold but at most this many (5 of 6 folds)
+FOLDS_ALLOWED_BEHIND = 1
+
+
+def _sign_test(ahead: int, n: int) -> float:
+    """One-sided sign test: the chance of being ahead on at least ``ahead`` of ``n`` folds if neither model were
+    better (each fold a fair coin)."""
+    return sum(math.comb(n, k) for k in range(ahead, n + 1)) / 2 ** n
+
+
+def fold_by_fold_verdict(values: Mapping[str, Any]) -> list[str]:
+    """Sentences under the fold-by-fold table (:func:`rjcma.results_tables.fold_differences`): per target, on how
+    many folds the fusion is ahead of the best single modality of that fold, with the sign test's chance of doing
+    so by luck; then whether the fusion's win holds fold by fold (ahead on all folds but at most
+    :data:`FOLDS_ALLOWED_BEHIND`) and, plainly, where it does not."""
+    folds = list(values.get("folds") or [])
+    targets = [t for t in TARGETS if f"ahead_{t}" in values]
+    if not folds or not targets:
+        return []
+    n, name = len(folds), values.get("reference", "RJCMA")
+    out, held, failed = [], [], []
+    for t in targets:
+        ahead = int(values[f"ahead_{t}"])
+        diffs = list(values[f"diff_{t}"])
+        behind = [f"fold {f} ({_signed(d)}, {b})" for f, d, b in zip(folds, diffs, values[f"best_{t}"]) if d <= 0]
+        s = (f"**{t.capitalize()}.** {name} is ahead of the best single modality on {ahead} of {n} folds "
+             f"(mean difference {_signed(sum(diffs) / n)}; if neither were better, "
+             f"{'all' if ahead == n else f'{ahead} or more'} of {n} would come by chance with probability "
+             f"{_sign_test(ahead, n):.2f}).")
+        if behind:
+            s += f" It is not ahead on {', '.join(behind)}."
+        out.append(s)
+        (held if ahead >= n - FOLDS_ALLOWED_BEHIND else failed).append(t)
+    if not failed:
+        out.append(f"**What to conclude.** {name} beats the best single modality on {' and '.join(held)} fold by "
+                   f"fold (on at least {n - FOLDS_ALLOWED_BEHIND} of {n} folds): on this corpus the fusion's win "
+                   "holds beyond the fold-to-fold noise.")
+    else:
+        out.append(f"**What to conclude.** {name} is **not** ahead of the best single modality fold by fold on "
+                   f"{' and '.join(failed)} (ahead on fewer than {n - FOLDS_ALLOWED_BEHIND} of {n} folds): this run "
+                   "does not show that fusing the modalities beats the best one of them there"
+                   + (f"; on {' and '.join(held)} it does." if held else "."))
+    return out

@@ -111,7 +111,7 @@ _SYNTH_PARTS = {
     "valence": [("face", "face", "face part (mouth, brows)", "tab:orange"),
                 ("words", "words", "word part", "tab:green"),
                 ("heard_word_level", "words", "level of the last adjective heard", "tab:olive")],
-    "arousal": [("prosody", "prosody", "prosody part (rate, pitch, loudness)", "tab:purple"),
+    "arousal": [("prosody", "prosody", "prosody part (pitch, loudness)", "tab:purple"),
                 ("heard_prosody", "prosody", "prosody of the current utterance", "tab:pink"),
                 ("motion", "motion", "motion part (eyes, blinks, head)", "tab:brown"),
                 ("words_a", "words", "arousal word part", "tab:green"),

@@ -9,7 +9,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from rjcma import results_tables as rt
-from rjcma.book.verdicts import ablation_verdict, comparison_verdict
+from rjcma.book.verdicts import ablation_verdict, comparison_verdict, fold_by_fold_verdict
 from rjcma.config import Config
 from rjcma.lessons.checks import Verdict, check_value, failed
 from rjcma.lessons.common import show_markdown
@@ -44,6 +44,21 @@ def show_experiment(exp_dir: str | Path, title: str = "", published: bool = Fals
     if table.values:
         words = ablation_verdict(table.values) if table.header[0] == "recursions" else comparison_verdict(table.values)
         show_markdown("\n\n".join(words))
+    return table
+
+
+def show_fold_differences(exp_dir: str | Path) -> rt.Table | None:
+    """The six-fold check fold by fold: RJCMA minus the best single modality on every fold and target, the count of
+    folds where RJCMA is ahead (:func:`rjcma.results_tables.fold_differences`), and what that count says, in words
+    (:func:`rjcma.book.verdicts.fold_by_fold_verdict`)."""
+    table = rt.fold_differences(exp_dir)
+    if table is None:
+        show_markdown(f"*No six-fold summary with RJCMA and the unimodal models in `{exp_dir}` yet: run the check "
+                      "first.*")
+        return None
+    show_markdown(f"**{table.title}**\n\n" + table.markdown())
+    show_markdown(f"*{table.note}*")
+    show_markdown("\n\n".join(fold_by_fold_verdict(table.values)))
     return table
 
 

@@ -30,10 +30,16 @@ its variance), except the word parts, which follow the adjectives said (below). 
 inside every trial and scaled to unit variance over the corpus (:func:`~rjcma.data.synth.design.normalise_parts`),
 so the shares below hold on the generated corpus itself, in every fold (for arousal up to the chance correlation of
 prosody and the spoken arousal words, which the speech fixes together). The two targets are sums of parts, each part
-visible in one channel only::
+visible in one channel only, so the cues are complementary by construction: no modality holds more than 40 % of a
+target's variance, all three together 80 %, and a correct fusion can reach what no single modality can::
 
-    valence latent V(t) = m_V + s_V * ( sqrt(0.45) F(t) + sqrt(0.35) W(t)                     + sqrt(0.20) R_V(t) )
-    arousal latent A(t) = m_A + s_A * ( sqrt(0.40) P(t) + sqrt(0.25) M(t) + sqrt(0.15) W_A(t) + sqrt(0.20) R_A(t) )
+    valence latent V(t) = m_V + s_V * ( sqrt(0.40) F(t) + sqrt(0.40) W(t)                     + sqrt(0.20) R_V(t) )
+    arousal latent A(t) = m_A + s_A * ( sqrt(0.35) P(t) + sqrt(0.35) M(t) + sqrt(0.10) W_A(t) + sqrt(0.20) R_A(t) )
+
+    modality   renders      share of valence   share of arousal     (design.CHANNELS; SYNTH_TRUTH.json holds both
+    visual     F, M         0.40               0.35                  the designed shares and the R² measured on
+    audio      P            0                  0.35                  the corpus: ``designed_explained_variance``,
+    text       W, W_A       0.40               0.10                  ``explained_variance``)
 
 - ``F`` face part of valence: mouth curvature (smile / frown) and brow angle of the rendered face (visual).
 - ``W``, ``W_A`` word parts: what the subject says. The speaker picks English adjectives from a 5 x 3
@@ -42,9 +48,11 @@ visible in one channel only::
   at the time of the word. ``W`` (``W_A``) is then the valence (arousal) level of the last adjective this
   subject finished saying, held until the next one and followed with a 0.8 s one-pole lag (text; the audio
   carries the same words acoustically).
-- ``P`` prosody part of arousal: espeak-ng speaking rate and pitch per utterance, loudness continuously
-  (about ±5 dB per standard deviation), and shorter pauses when ``P`` is high (audio). The mouth opening follows
-  the loudness envelope of the speech, so the video also carries a little of ``P``.
+- ``P`` prosody part of arousal: espeak-ng pitch per utterance (18 pitch units per standard deviation) and
+  loudness continuously (6 dB per standard deviation): audio only. The mouth opening follows the envelope of the
+  speech *before* that loudness gain, and speaking rate and pauses are drawn per utterance (nuisances, not ``P``),
+  so the face shows when someone speaks but not ``P``. (Up to version 6 rate, pauses and the mouth followed ``P``
+  too, and the visual model read arousal from the mouth: the fusion had little left to add.)
 - ``M`` motion part of arousal: eye opening, brow height, blink rate, head-roll oscillation and jitter amplitude
   (visual).
 - ``R_V``, ``R_A`` residuals: not shown anywhere, so no model can predict them.
@@ -58,8 +66,8 @@ per trial) plus smooth annotation noise (std 0.04), clipped to [-1, 1] and writt
 away or occluded have no jpg (but keep their annotation, as in Aff-Wild2).
 
 Designed ceilings (variance shares; CCC of the best predictor that sees the parts, 2 s / (1 + s + n) with the
-noise share n): valence face 0.45 → 0.62, words 0.35 → 0.51, all 0.80 → 0.88; arousal prosody 0.40 → 0.57,
-motion 0.25 → 0.40, words 0.15 → 0.26, all 0.80 → 0.88. So each target needs two or three modalities to approach
+noise share n): valence face 0.40 → 0.57, words 0.40 → 0.57, all 0.80 → 0.88; arousal prosody 0.35 → 0.51,
+motion 0.35 → 0.51, words 0.10 → 0.18, all 0.80 → 0.88. So each target needs two or three modalities to approach
 its ceiling, and each modality alone stays well below it. ``SYNTH_TRUTH.json`` also holds *measured* ceilings: the
 CCC of the best linear predictor (least squares, one global delay) from the signals actually rendered (the
 quantised words held until the next adjective, the per-utterance prosody including the partner's turns in the

@@ -1,5 +1,6 @@
 """Ceilings of the demo corpus: designed (from the variance shares) and measured (the best linear predictor from the
-rendered signals against the written labels). Both go into ``SYNTH_TRUTH.json``; the package docstring explains them."""
+rendered signals against the written labels), and the share of each target's variance each modality can explain by
+construction (:func:`explained_variance`). All go into ``SYNTH_TRUTH.json``; the package docstring explains them."""
 
 from __future__ import annotations
 
@@ -9,9 +10,13 @@ from typing import Any
 
 import numpy as np
 
-from rjcma.data.synth.design import LATENT_STD, NOISE_STD, SHARES
+from rjcma.data.synth.design import CHANNELS, LATENT_STD, NOISE_STD, SHARES
 from rjcma.data.synth.layout import TRUTH_DIR
 from rjcma.metrics import ccc
+
+# the latent part (column of the truth tables) -> its key in SHARES, per target
+SHARE_OF = {"valence": {"face": "face", "words": "words"},
+            "arousal": {"prosody": "prosody", "motion": "motion", "words_a": "words"}}
 
 
 def designed_ceilings() -> dict[str, dict[str, float]]:
@@ -26,6 +31,42 @@ def designed_ceilings() -> dict[str, dict[str, float]]:
     return out
 
 
+def designed_explained() -> dict[str, dict[str, float]]:
+    """The share of each target's variance that each modality's parts (:data:`CHANNELS`) hold by design (the sum of
+    their ``SHARES``; the residual is rendered nowhere), and all modalities together."""
+    return {target: {**{m: round(sum(shares.get(SHARE_OF[target].get(p, ""), 0.0) for p in parts), 3)
+                        for m, parts in CHANNELS.items()},
+                     "all": round(sum(v for k, v in shares.items() if k != "residual"), 3)}
+            for target, shares in SHARES.items()}
+
+
+def explained_variance(root: Path, trials: list[dict]) -> dict[str, dict[str, float]]:
+    """R² of each target's written labels from the latent parts each modality renders (:data:`CHANNELS`), each part
+    delayed by its trial's annotator lag, least squares over every annotated frame of the training and validation
+    trials: the fraction of the variance a modality can explain at best, by construction (the models see the parts
+    only through rendering, encoders and speech recognition, and reach less). ``all``: every rendered part."""
+    cols = [_read(root, tr) for tr in trials if tr["partition"] != "test"]
+    out: dict[str, dict[str, float]] = {}
+    for target in ("valence", "arousal"):
+        y = np.concatenate([c[target][c["valid"] > 0.5] for c in cols])
+        res = {}
+        for m, parts in {**CHANNELS, "all": tuple(p for ps in CHANNELS.values() for p in ps)}.items():
+            X = np.concatenate([np.stack([np.interp(c["time"] - c["_lag"], c["time"], c[p]) for p in parts]
+                                         + [np.ones(len(c["time"]))], 1)[c["valid"] > 0.5] for c in cols])
+            w, *_ = np.linalg.lstsq(X, y, rcond=None)
+            res[m] = round(float(1 - np.var(y - X @ w) / np.var(y)), 3)
+        out[target] = res
+    return out
+
+
+def _read(root: Path, tr: dict) -> dict[str, Any]:
+    with open(root / TRUTH_DIR / f"{tr['name']}.csv") as f:
+        rows = list(csv.DictReader(f))
+    cols: dict[str, Any] = {k: np.array([float(r[k]) for r in rows]) for k in rows[0]}
+    cols["_lag"], cols["_fps"] = tr["annotator_lag_s"], tr["fps"]
+    return cols
+
+
 def measured_ceilings(root: Path, trials: list[dict], evaluate_on: str = "train+validation") -> dict[str, Any]:
     """CCC of the least-squares linear predictor from the rendered signals (one global delay, chosen on the fit).
 
@@ -37,11 +78,7 @@ def measured_ceilings(root: Path, trials: list[dict], evaluate_on: str = "train+
     for tr in trials:
         if tr["partition"] == "test":
             continue
-        with open(root / TRUTH_DIR / f"{tr['name']}.csv") as f:
-            rows = list(csv.DictReader(f))
-        cols: dict[str, Any] = {k: np.array([float(r[k]) for r in rows]) for k in rows[0]}
-        cols["_lag"], cols["_fps"] = tr["annotator_lag_s"], tr["fps"]
-        by_part[tr["partition"]].append(cols)
+        by_part[tr["partition"]].append(_read(root, tr))
     fit = by_part["train"] + (by_part["validation"] if evaluate_on == "train+validation" else [])
     score = by_part["validation"] if evaluate_on == "validation" else fit
     sets = {

@@ -13,8 +13,8 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from rjcma.data.synth.ceilings import designed_ceilings, measured_ceilings
-from rjcma.data.synth.design import LAG_RANGE, LATENT_MEAN, LATENT_STD, LEXICON, NOISE_STD, OFFSET_SHARE, SHARES, TAU, VideoPlan
+from rjcma.data.synth.ceilings import designed_ceilings, designed_explained, explained_variance, measured_ceilings
+from rjcma.data.synth.design import CHANNELS, LAG_RANGE, LATENT_MEAN, LATENT_STD, LEXICON, NOISE_STD, OFFSET_SHARE, SHARES, TAU, VideoPlan
 from rjcma.data.synth.layout import GENERATOR_VERSION, MANAGED, TRUTH_JSON
 from rjcma.data.synth.mux import synth_video
 from rjcma.data.synth.plan import plan_corpus
@@ -96,11 +96,15 @@ def _truth(out: Path, generator: dict[str, Any], trials: list[dict], results: li
                 "face": "valence: mouth curvature and brow angle (visual)",
                 "words": "valence (W) and arousal (W_A): adjective chosen from a 5 x 3 valence-arousal lexicon by "
                          "the nearest cell (text; audio carries the same words acoustically)",
-                "prosody": "arousal: espeak-ng rate and pitch per utterance, loudness, pause length (audio)",
+                "prosody": "arousal: espeak-ng pitch per utterance and loudness (audio only: the mouth follows the "
+                           "speech before its loudness gain; rate and pauses are nuisances)",
                 "motion": "arousal: eye opening, brow height, blink rate, head roll and jitter amplitude (visual)",
                 "residual": "not rendered anywhere",
             },
+            "modalities": {m: list(parts) for m, parts in CHANNELS.items()},
         },
+        "designed_explained_variance": designed_explained(),
+        "explained_variance": explained_variance(out, trials),
         "designed_ceiling_ccc": designed_ceilings(),
         "measured_ceiling_ccc": measured_ceilings(out, trials),
         "measured_ceiling_ccc_validation": measured_ceilings(out, trials, evaluate_on="validation"),

@@ -17,6 +17,6 @@ FPS_CYCLE = (Fraction(30), Fraction(25), Fraction(30000, 1001))
 AUDIO_RATE = 44100  # AAC sample rate; espeak-ng speaks at 22050 Hz, upsampled x2
 ESPEAK_RATE = 22050
 MIN_VIDEOS = 4
-GENERATOR_VERSION = 6  # bump when the output for a given seed changes (history: the book's data chapter)
+GENERATOR_VERSION = 7  # bump when the output for a given seed changes (history: the book's data chapter)
 # what a rerun may clear: everything the generator writes
 MANAGED = (ANNOTATIONS_DIR, TEST_LIST_DIR, FACES_DIR, "videos", TRUTH_DIR, SUBJECT_MAP_NAME)

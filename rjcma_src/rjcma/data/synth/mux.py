@@ -37,10 +37,11 @@ def synth_video(vp: VideoPlan, out: Path, exe: str) -> dict[str, Any]:
 
 
 def mouth_openings(vp: VideoPlan, frame_t: np.ndarray) -> list[np.ndarray]:
-    """Mouth opening per trial: the loudness envelope of its own speech around each frame time (0 when silent or
-    when the other subject speaks)."""
+    """Mouth opening per trial: the envelope of its own speech around each frame time before the loudness gain
+    that carries P (so the face shows when someone speaks, not how loud), 0 when silent or when the other subject
+    speaks."""
     speech = vp.speech  # planned with the corpus (plan_corpus): the word parts of the labels depend on it
-    track22 = speech["track"]
+    track22 = speech["plain"]
     half = int(0.03 * ESPEAK_RATE)
     idx = track_index(frame_t, len(track22))
     sq = np.concatenate([[0.0], np.cumsum(track22.astype(np.float64) ** 2)])

@@ -1,5 +1,6 @@
 """The subjects' speech: espeak-ng utterances placed on the timeline, the adjectives they say picked by the
-intended word parts, rate, pitch, loudness and pauses by the prosody part P (arousal)."""
+intended word parts, pitch and loudness by the prosody part P (arousal). Speaking rate and pauses are nuisances
+(drawn per utterance, not from P): the face's mouth moves with them, so P stays a cue of the sound alone."""
 
 from __future__ import annotations
 
@@ -14,6 +15,9 @@ import numpy as np
 from rjcma.data.synth.design import CLAUSES, LEXICON, VideoPlan, lexicon_cell, at_time
 from rjcma.data.synth.layout import ESPEAK_RATE
 from rjcma.errors import MissingAssetError, RjcmaError
+
+PITCH_PER_STD = 18.0  # espeak-ng pitch units (0-99) per std of P, per utterance
+LOUDNESS_DB_PER_STD = 6.0  # loudness per std of P, continuous
 
 
 def espeak_available() -> str:
@@ -61,9 +65,11 @@ def _syllables(word: str) -> int:
 
 
 def plan_speech(vp: VideoPlan, rng: np.random.Generator, exe: str) -> dict[str, Any]:
-    """Utterances placed on the timeline: words follow W and W_A, rate/pitch/loudness follow P (arousal)."""
+    """Utterances placed on the timeline: words follow W and W_A, pitch and loudness follow P (arousal); rate and
+    pauses are drawn per utterance. ``plain``: the speech track before the loudness gain (for the mouth)."""
     T = vp.n_frames / float(vp.fps)
     track = np.zeros(int(round(T * ESPEAK_RATE)) + 1, np.float32)
+    plain = np.zeros_like(track)  # the same speech at one loudness (what the mouth follows)
     owner = np.full(track.size, -1, np.int8)  # which trial (index in vp.trials) speaks at each sample
     utterances, words = [], []
     t = float(rng.uniform(0.15, 0.6))
@@ -73,8 +79,8 @@ def plan_speech(vp: VideoPlan, rng: np.random.Generator, exe: str) -> dict[str, 
             spk = 1 - spk
         tp = vp.trials[spk]
         p = float(at_time(tp, "prosody", t))
-        speed = int(np.clip(round(165 + 40 * p), 100, 260))
-        pitch = int(np.clip(round(tp.identity.pitch0 + 15 * p), 0, 99))
+        speed = int(np.clip(round(rng.normal(170.0, 15.0)), 130, 210))  # nuisance: visible on the mouth too
+        pitch = int(np.clip(round(tp.identity.pitch0 + PITCH_PER_STD * p), 0, 99))
         n_clauses = int(rng.integers(2, 4))
         while True:  # near the end, shorten the utterance until it fits (no long silent tail)
             sec_per_word = 60.0 / speed
@@ -98,12 +104,14 @@ def plan_speech(vp: VideoPlan, rng: np.random.Generator, exe: str) -> dict[str, 
             n_clauses -= 1
         if t + d > T - 0.1:
             break
-        # loudness follows P continuously (about +-5 dB per std) over the utterance
+        # loudness follows P continuously (LOUDNESS_DB_PER_STD) over the utterance; the mouth follows the speech
+        # before this gain (``plain``), so loudness is heard, not seen
         ts = t + np.arange(len(wav)) / ESPEAK_RATE
-        gain = 0.55 * 10 ** (5.0 * at_time(tp, "prosody", ts) / 20.0)
+        gain = 0.55 * 10 ** (LOUDNESS_DB_PER_STD * at_time(tp, "prosody", ts) / 20.0)
         i0 = int(round(t * ESPEAK_RATE))
         seg = track[i0 : i0 + len(wav)]
         seg += (wav * gain)[: len(seg)]
+        plain[i0 : i0 + len(seg)] += (wav * 0.55)[: len(seg)]
         owner[i0 : i0 + len(seg)] = spk
         # word times: voiced span split in proportion to syllables (+ a short gap per word)
         all_words = text.replace(",", "").replace(".", "").split()
@@ -121,11 +129,11 @@ def plan_speech(vp: VideoPlan, rng: np.random.Generator, exe: str) -> dict[str, 
             {"start": round(t, 3), "end": round(t + d, 3), "speaker": tp.name, "text": text, "voice": tp.identity.voice,
              "speed_wpm": speed, "pitch": pitch, "prosody": round(p, 4)}
         )
-        pause = float(np.clip(0.4 - 0.15 * p + rng.uniform(-0.1, 0.2), 0.15, 0.9))
+        pause = float(np.clip(0.4 + rng.uniform(-0.2, 0.25), 0.15, 0.9))  # nuisance, like the rate
         t += d + pause
     # room tone keeps the track from being digitally silent
     track += (rng.standard_normal(track.size) * 0.002).astype(np.float32)
-    return {"track": track, "owner": owner, "utterances": utterances, "words": words}
+    return {"track": track, "plain": plain, "owner": owner, "utterances": utterances, "words": words}
 
 
 def upsample2(x: np.ndarray) -> np.ndarray:

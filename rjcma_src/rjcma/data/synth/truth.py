@@ -88,7 +88,7 @@ def rng_int(rng: np.random.Generator, a: float, b: float) -> float:
 
 def _heard_prosody(utts: list[dict], vp: VideoPlan, t: np.ndarray) -> np.ndarray:
     """What the voice tells about P at each frame: the speaker's P while someone speaks (loudness follows it
-    continuously; rate and pitch per utterance), the last heard value in pauses, 0 before the first utterance."""
+    continuously, pitch per utterance), the last heard value in pauses, 0 before the first utterance."""
     out = np.zeros(len(t))
     by_name = {tp.name: tp for tp in vp.trials}
     for u in utts:
