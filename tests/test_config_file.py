@@ -17,7 +17,7 @@ def test_yaml_applies_over_the_profile(tmp_path):
     # everything the file does not name keeps the profile's value, not the dataclass default
     demo = load_config("demo")
     assert cfg.train.kk_lr_scale == PROFILES["demo"]["train"]["kk_lr_scale"] == demo.train.kk_lr_scale
-    assert cfg.data.stride == demo.data.stride == 100 != Config().data.stride
+    assert cfg.data.stride == demo.data.stride == 150 != Config().data.stride
     assert cfg.model.tcn_audio == demo.model.tcn_audio
     # and --set wins over the file
     assert load_config("demo", ["lr=0.5"], path=f).train.lr == 0.5

@@ -180,26 +180,50 @@ def test_train_one_writes_result_folder_and_skips_when_complete(tiny_cfg, tiny_s
     assert again == m and "skipped" in said[0]
 
 
-def test_mixed_precision_auto_is_bf16_only_where_the_device_has_it(monkeypatch):
+def test_demo_is_float32_on_every_cpu_and_bf16_falls_back_where_not_native(monkeypatch):
     from rjcma import runtime
     from rjcma.config import load_config
 
-    auto = load_config("demo")
-    assert auto.train.mixed_precision == "auto"
+    demo = load_config("demo")
+    assert demo.train.mixed_precision == "no" and demo.preprocess.encoder_precision == "fp32"
     for native in (True, False):
         monkeypatch.setattr(runtime, "cpu_bf16", lambda native=native: native)
-        assert runtime.training_precision(auto.train.mixed_precision, cpu=True) == ("bf16" if native else "no")
-        for fixed in ("no", "bf16"):  # an explicit choice is kept on any device
-            chosen = auto.with_sets([f"mixed_precision={fixed}"]).train.mixed_precision
-            assert runtime.training_precision(chosen, cpu=True) == fixed
-    with pytest.raises(RjcmaError, match="'no', 'bf16' or 'auto'"):
-        auto.with_sets(["mixed_precision=fp16"])
+        # the demo's default: the same arithmetic whatever the CPU
+        assert runtime.training_precision(demo.train.mixed_precision, cpu=True) == "no"
+        assert runtime.encoder_precision(demo.preprocess.encoder_precision) == "fp32"
+        # auto follows the CPU
+        assert runtime.training_precision("auto", cpu=True) == ("bf16" if native else "no")
+        assert runtime.encoder_precision("auto") == ("bf16" if native else "fp32")
+        # bf16 asked for: kept where native, else one warning and float32
+        bf16 = demo.with_sets(["mixed_precision=bf16"]).train.mixed_precision
+        if native:
+            assert runtime.training_precision(bf16, cpu=True) == "bf16"
+            assert runtime.encoder_precision("bf16") == "bf16"
+        else:
+            with pytest.warns(runtime.EmulatedBf16Warning, match="no native bf16.*bf16-emulated"):
+                assert runtime.training_precision(bf16, cpu=True) == "no"
+            with pytest.warns(runtime.EmulatedBf16Warning, match="slower"):
+                assert runtime.encoder_precision("bf16") == "fp32"
+        # forced emulation is kept on any CPU (resolved only: no test computes in emulated bf16)
+        forced = demo.with_sets(["mixed_precision=bf16-emulated", "encoder_precision=bf16-emulated"])
+        assert runtime.training_precision(forced.train.mixed_precision, cpu=True) == "bf16"
+        assert runtime.encoder_precision(forced.preprocess.encoder_precision) == "bf16"
+    assert demo.with_sets(["mixed_precision=fp32"]).train.mixed_precision == "no"
+    assert demo.with_sets(["mixed_precision=no"]).train.mixed_precision == "no"
+    assert load_config("paper").train.mixed_precision == "bf16"  # the paper's recipe on a GPU
+    with pytest.raises(RjcmaError, match="'no', 'bf16', 'bf16-emulated' or 'auto'"):
+        demo.with_sets(["mixed_precision=fp16"])
+    with pytest.raises(RjcmaError, match="fp32, bf16, bf16-emulated or auto"):
+        demo.with_sets(["encoder_precision=fp16"])
 
 
-def test_runs_of_two_precisions_in_one_process(tiny_cfg, tiny_store, tmp_path):
-    """Accelerate allows one precision per process; a notebook or a test session trains fp32 and bf16 runs in turn."""
+def test_runs_of_two_precisions_in_one_process(tiny_cfg, tiny_store, tmp_path, monkeypatch):
+    """Accelerate allows one precision per process; a notebook or a test session trains fp32 and bf16 runs in turn.
+    (Only the accelerators are made: bf16 is resolved as on a CPU with native bf16, nothing computes in it.)"""
+    from rjcma import runtime
     from rjcma.train.run import make_accelerator
 
+    monkeypatch.setattr(runtime, "cpu_bf16", lambda: True)
     for mp in ("no", "bf16", "no"):
         acc = make_accelerator(tiny_cfg.with_sets([f"mixed_precision={mp}"]))
         assert str(acc.mixed_precision) == mp

@@ -70,7 +70,9 @@ class PreprocessConfig:
     encoder_init: str = "synthetic-pretrain"  # without weights: "seeded" or "synthetic-pretrain"
     encoder_seed: int = 0  # seed of the stand-in encoders
     feature_stride: int = 1  # encode every s-th frame with the frozen encoders, interpolate the rest (1 = all)
-    encoder_precision: str = "auto"  # "auto" (bf16 where the CPU/GPU has it), "fp32" or "bf16"
+    # "fp32", "bf16" (where the CPU has native bf16; elsewhere a warning and fp32), "bf16-emulated" (bf16 on any CPU,
+    # many times slower without bf16 units) or "auto" (bf16 where the CPU has it natively, else fp32)
+    encoder_precision: str = "auto"
     stages: str = "all"  # comma list of stages or "all"
     workers: int = 1  # trial-level processes
     preprocess_device: str = "cpu"  # device for encoders/ASR during preprocessing
@@ -82,8 +84,9 @@ class PreprocessConfig:
             raise RjcmaError(f"preprocess.visual_encoder must be ir50 or resnet50, got {self.visual_encoder!r}")
         if self.feature_stride < 1:
             raise RjcmaError(f"preprocess.feature_stride must be >= 1, got {self.feature_stride}")
-        if self.encoder_precision not in ("auto", "fp32", "bf16"):
-            raise RjcmaError(f"preprocess.encoder_precision must be auto, fp32 or bf16, got {self.encoder_precision!r}")
+        if self.encoder_precision not in ("auto", "fp32", "bf16", "bf16-emulated"):
+            raise RjcmaError(f"preprocess.encoder_precision must be fp32, bf16, bf16-emulated or auto, "
+                             f"got {self.encoder_precision!r}")
         if self.encoder_init not in ("seeded", "synthetic-pretrain"):
             raise RjcmaError(
                 f"preprocess.encoder_init must be 'seeded' or 'synthetic-pretrain', got {self.encoder_init!r}"
@@ -143,7 +146,9 @@ class TrainConfig:
     max_epochs: int = 100
     seed: int = 3407  # released code's seed
     num_workers: int = 0  # DataLoader worker processes
-    mixed_precision: str = "no"  # "no", "bf16" (through Accelerate) or "auto" (bf16 where the device has it natively)
+    # "no" (float32), "bf16" (autocast through Accelerate; on a CPU without native bf16 a warning and float32),
+    # "bf16-emulated" (bf16 on any CPU, many times slower without bf16 units) or "auto" (bf16 where native)
+    mixed_precision: str = "no"
     device: str = "auto"  # "auto", "cpu", "cuda"
     results_dir: str = "results"  # result folders are written below this
     run_name: str = ""  # "" = derived from fusion/target/fold
@@ -158,8 +163,11 @@ class TrainConfig:
             raise RjcmaError(f"train.target must be one of {TARGETS}, got {self.target!r}")
         if str(self.mixed_precision).lower() == "false":  # YAML reads a bare `no` (in a file or `--set mixed_precision=no`) as false
             self.mixed_precision = "no"
-        if self.mixed_precision not in ("no", "bf16", "auto"):
-            raise RjcmaError(f"train.mixed_precision must be 'no', 'bf16' or 'auto', got {self.mixed_precision!r}")
+        if self.mixed_precision == "fp32":
+            self.mixed_precision = "no"
+        if self.mixed_precision not in ("no", "bf16", "bf16-emulated", "auto"):
+            raise RjcmaError(f"train.mixed_precision must be 'no', 'bf16', 'bf16-emulated' or 'auto', "
+                             f"got {self.mixed_precision!r}")
         if self.batch_size < 1 or self.max_epochs < 1:
             raise RjcmaError("train.batch_size and train.max_epochs must be >= 1")
         if not 0 < self.min_lr <= self.lr:
@@ -326,11 +334,14 @@ def iter_leaves(cfg: Config) -> Iterator[tuple[str, Any]]:
 # A profile is only a set of config values; there is one code path.
 PROFILES: dict[str, dict[str, dict[str, Any]]] = {
     "demo": {
-        # stride 100 (paper: 200): twice the (overlapping) training windows from the demo's 24 s trials; with the
-        # paper's stride a demo fold has ~30 windows, too few for the K x K fusion matrices
-        # (benchmarks/RESULTS.md, "Demo fusion")
-        "data": {"corpus": "data/demo_corpus", "store": "data/demo_store", "stride": 100},
-        "preprocess": {"asr_backend": "whisper", "encoder_init": "synthetic-pretrain", "feature_stride": 3},
+        # stride 150 (paper: 200): more (overlapping) training windows from the demo's 24 s trials than the
+        # paper's stride gives (with it a demo fold has ~30 windows, too few for the K x K fusion matrices:
+        # benchmarks/RESULTS.md, "Demo fusion"), but a third fewer than stride 100, which two CPU cores could not
+        # train in the book's time budget in float32 (benchmarks/RESULTS.md, "Demo training profile")
+        "data": {"corpus": "data/demo_corpus", "store": "data/demo_store", "stride": 150},
+        # float32 encoders on every CPU: the store's bytes do not depend on whether the CPU has bf16 units
+        "preprocess": {"asr_backend": "whisper", "encoder_init": "synthetic-pretrain", "feature_stride": 3,
+                       "encoder_precision": "fp32"},
         "model": {
             # four levels as released (receptive field 121 frames, about 4 s), narrow: with two levels (25 frames,
             # 1 s) the text TCN could not hold the last adjective said across the next words and pauses
@@ -346,15 +357,18 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
             "target": "both",
             "lr": 1e-3,
             "kk_lr_scale": 0.0,  # 1/K for W_c, W_h: plain Adam at lr 1e-3 diverges at K=300
-            "min_lr": 1e-6,
+            # the recipe's floor two reductions below lr (1e-3 -> 1e-4 -> 1e-5): the plateau then stops a run
+            # that has stopped improving, instead of a third reduction whose steps no longer move the weights
+            "min_lr": 1e-5,
             "warmup_epochs": 1,
             "plateau_patience": 2,
-            "early_stop": 6,
+            "early_stop": 5,  # a quarter of the 20 epochs without a better validation CCC
             "max_epochs": 20,
             "batch_size": 12,
-            # bf16 autocast where the CPU has it natively (AVX512-BF16 / AMX): about 25 % less training time there
-            # and the same six-fold ranking (benchmarks/RESULTS.md); float32 elsewhere
-            "mixed_precision": "auto",
+            # float32 on every CPU, so the book's numbers are the same arithmetic on every machine; bf16 is an
+            # option (`--set mixed_precision=bf16`: faster where the CPU has native bf16, float32 with a warning
+            # elsewhere)
+            "mixed_precision": "no",
             "jobs": 0,  # one training run per CPU core in cv/ablate/compare
         },
         "book": {"folds": "0,1,2,3,4,5"},

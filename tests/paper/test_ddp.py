@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from conftest import e2e_sets
+from rjcma.runtime import cpu_bf16
 
 BIN = Path(sys.executable).parent
 
@@ -42,7 +43,8 @@ def _check(run: Path, r: subprocess.CompletedProcess, epochs: int, released: int
     m = json.loads((run / "metrics.json").read_text())
     assert m["processes"] == 2 and m["mode"] == "end2end" and m["epochs"] == epochs
     assert m["released_groups"] == released
-    assert m["mixed_precision"] == "bf16" and m["fold_scheme"] == "released"
+    # the paper's bf16 where the CPU has it natively; elsewhere it falls back to float32 (and says so)
+    assert m["mixed_precision"] == ("bf16" if cpu_bf16() else "no") and m["fold_scheme"] == "released"
     assert (run / "model.safetensors").is_file() and len(list((run / "predictions").glob("*.csv"))) == 1
     assert not list(run.glob("*.tmp")) and not list(run.glob(".*.tmp"))
     return m

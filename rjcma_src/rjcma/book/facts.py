@@ -88,6 +88,8 @@ def substitutions() -> dict[str, Any]:
             f"{name}_stride": c.data.stride,
             f"{name}_max_epochs": c.train.max_epochs,
             f"{name}_lr": f"{c.train.lr:g}".replace("e-0", "e-"),
+            f"{name}_min_lr": f"{c.train.min_lr:g}".replace("e-0", "e-"),
+            f"{name}_early_stop": c.train.early_stop,
             f"{name}_tcn": _widths(c.model.tcn_channels("visual")),
             f"{name}_iterations": c.model.num_iterations,
             f"{name}_face_size": c.preprocess.face_size,

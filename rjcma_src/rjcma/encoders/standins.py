@@ -54,14 +54,16 @@ from rjcma.encoders.logmel import log_mel
 from rjcma.errors import RjcmaError
 from rjcma.layout import CROP
 from rjcma.models.backbones import IR50, VGGish, ResNet50Face, faces_to_tensor, seeded_init
-from rjcma.runtime import autocast, cpu_bf16, fixed_threads
+from rjcma.runtime import fixed_threads
 
 PRETRAIN_FACES = 3000  # faces of the visual stand-in's expression pretraining
 # torch threads of every stand-in build, whatever the machine's cores: the batch-norm calibration and the Adam fits
 # sum over threads, so 1 and 2 threads gave different weights (the same thread count gives the same bytes)
 STAND_IN_THREADS = 2
 # version of the recipe: stand-in files of another version are rebuilt (rjcma.encoders.build)
-STAND_IN_VERSION = "4"  # 4: built with a fixed thread count, so every machine builds the same bytes
+# 4: built with a fixed thread count, so every machine builds the same bytes; 5: float32 everywhere (4 ran the IR-50
+# feature maps in bf16 where the CPU had native bf16, so the stand-in's bytes depended on the CPU class)
+STAND_IN_VERSION = "5"
 
 
 # ---- pretraining data ------------------------------------------------------------------------------------------
@@ -197,8 +199,8 @@ def _make_stand_in(name: str, init: str, seed: int) -> nn.Module:
             chunks = [faces_to_tensor(imgs[i:i + 128]) for i in range(0, len(imgs), 128)]
             body = nn.Sequential(m.input_layer, m.body)
             calibrate_batch_norm(body, body, chunks[:4])  # 512 faces
-            with torch.inference_mode(), autocast("bf16" if cpu_bf16() else "fp32"):
-                maps = torch.cat([m.features_map(x).float() for x in chunks])
+            with torch.inference_mode():  # float32 on every CPU: the same stand-in bytes on every machine
+                maps = torch.cat([m.features_map(x) for x in chunks])
             z = torch.from_numpy((P - P.mean(0)) / P.std(0))  # standardised targets: equal weight per parameter
             _fit_head(_IR50Out(m), maps.clone(), z, seed, epochs=12, batch=128, lr=1e-3, weight_decay=1e-3)
     elif name == "resnet50":

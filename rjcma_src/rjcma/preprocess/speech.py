@@ -17,9 +17,12 @@ Same words on every run: Whisper decodes at temperature 0 only (:data:`WHISPER_T
 default re-decodes a segment whose output looks repetitive or improbable by *sampling* at temperatures 0.2 … 1.0,
 from a random generator that CTranslate2 seeds anew in every process (``ctranslate2.set_random_seed`` before each
 call did not repeat the samples either); one video of the demo corpus triggered it, and its transcript, then the
-text features and the book's tables changed from one preprocessing run to the next. The recogniser's thread
-count does not change its output (words, times and confidences were identical with 1 and 2 threads on the demo
-corpus), so it follows the process's thread budget (:func:`whisper_threads`).
+text features and the book's tables changed from one preprocessing run to the next. The same words, times and
+confidences whatever the thread and worker count: CTranslate2's kernels split a sum over their threads, and on a CPU
+without AVX-512 the split changed word times and confidences (``1.120,1.460,feeling,0.8754`` with two threads,
+``1.120,1.480,feeling,0.8673`` with one), so the recogniser runs with a fixed thread count
+(:data:`WHISPER_THREADS`, one intra-op thread) and a fixed compute type on the CPU (:data:`WHISPER_CPU_COMPUTE`,
+int8) whatever the process's thread budget; preprocessing gets its speed from trial-level workers instead.
 """
 
 from __future__ import annotations
@@ -256,17 +259,20 @@ _CACHE: dict[tuple, Any] = {}
 _LOCK = threading.Lock()
 
 
-def whisper_threads() -> int:
-    """CTranslate2 threads: the process's torch thread budget (a preprocessing worker's share of the cores), at most
-    4 (tiny.en gains little beyond). Only the speed depends on it, not the words."""
-    import torch
+WHISPER_THREADS = 1  # CTranslate2 intra-op threads, fixed: the word times and confidences depend on it (docstring)
+WHISPER_CPU_COMPUTE = "int8"  # CTranslate2 compute type on the CPU, fixed whatever the machine offers
 
-    return max(1, min(4, torch.get_num_threads()))
+
+def whisper_threads() -> int:
+    """CTranslate2 threads: :data:`WHISPER_THREADS` whatever the process's thread budget or worker count, so the
+    words, times and confidences are the same bytes on every run (module docstring)."""
+    return WHISPER_THREADS
 
 
 def load_whisper_model(model_dir: str, device: str = "cpu", compute_type: str | None = None) -> Any:
-    """A faster-whisper model from a local CTranslate2 directory, cached per process."""
-    compute_type = compute_type or ("int8" if device == "cpu" else "float16")
+    """A faster-whisper model from a local CTranslate2 directory, cached per process (on the CPU: int8, one
+    thread, whatever the machine)."""
+    compute_type = compute_type or (WHISPER_CPU_COMPUTE if device == "cpu" else "float16")
     key = ("whisper", str(Path(model_dir).resolve()), device, compute_type)
     with _LOCK:
         if key not in _CACHE:
@@ -279,6 +285,7 @@ def load_whisper_model(model_dir: str, device: str = "cpu", compute_type: str | 
                 device=device,
                 compute_type=compute_type,
                 cpu_threads=whisper_threads(),
+                num_workers=1,
                 local_files_only=True,
             )
         return _CACHE[key]
