@@ -15,6 +15,8 @@ PROFILE ?= demo
 PREPROCESS_WORKERS ?= 2
 # notebooks executed side by side in make book (each reads what make train wrote)
 BOOK_JOBS ?= 2
+# pytest worker processes in make test (pytest-xdist; the book's tests share one of them)
+TEST_WORKERS ?= 2
 TORCH_PINS := torch==2.11.0 torchvision==0.26.0 torchaudio==2.11.0
 EXTRAS := test,book,punctuation
 # `$(call PIP_INSTALL,ARGS)`: install ARGS into the venv with uv, else with pip
@@ -30,7 +32,7 @@ TIMES_TABLE = awk -F'\t' '{ n[NR] = $$1; s[NR] = $$2 } END { printf "| step | se
   for (i = 1; i <= NR; i++) if (index(n[i], ": ") == 0) { printf "| %s | %.1f |\n", n[i], s[i]; \
     for (j = 1; j <= NR; j++) if (index(n[j], n[i] ": ") == 1) printf "| %s | %.1f |\n", n[j], s[j] } }'
 
-.PHONY: setup system-deps browser-deps book demo-corpus preprocess train notebooks test test-fast lab bench clean distclean help
+.PHONY: setup system-deps browser-deps book demo-corpus train test test-fast lab bench clean distclean help
 
 help:
 	@echo "make book          main job: demo corpus → preprocessing → training → notebooks → book (_build/html/index.html)"
@@ -119,10 +121,10 @@ train: setup
 
 ## ---- tests -------------------------------------------------------------------------------------
 test: setup browser-deps
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadgroup
 
 test-fast: setup
-	$(PY) -m pytest -q -m "not slow and not browser"
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadgroup -m "not slow and not browser"
 
 ## ---- other -------------------------------------------------------------------------------------
 lab: setup

@@ -15,12 +15,30 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("MPLBACKEND", "Agg")
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # `make test` runs two worker processes: each (and every process it starts: CLI runs, notebook kernels) gets its
+    # share of the cores, or four OpenMP teams spin on two cores and every torch call waits on the others
+    _share = max(1, (os.cpu_count() or 1) // int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")))
+    for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ.setdefault(_var, str(_share))
 
 TINY_VIDEOS = 4
 TINY_SECONDS = 6.0
 TINY_SEED = 1
 TINY_K = 32
 TINY_STRIDE = 16
+
+
+# the modules that read the one built book (tests/_book_build.py builds it once per process into _build/test/):
+# under `make test` (pytest-xdist, --dist loadgroup) they share a worker, so the book is built once and no two
+# processes write _build/test/ at the same time
+BOOK_MODULES = {"test_notebooks.py", "test_browser.py"}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.path.name in BOOK_MODULES:
+            item.add_marker(pytest.mark.xdist_group("book"))
 
 
 @pytest.fixture(scope="module")

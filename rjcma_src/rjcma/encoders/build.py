@@ -118,8 +118,10 @@ def load_weights(name: str, cfg: Config) -> tuple[nn.Module, EncoderInfo] | None
 # ---- stand-ins: made once per machine, copied into each store ------------------------------------------------------
 def stand_in_cache_dir() -> Path:
     """Per-user cache of stand-in weights (``$RJCMA_CACHE`` or ``~/.cache/rjcma``): made once per machine, then
-    copied into each store, so several stores (tests, demo) do not repeat the synthetic pretraining."""
-    return Path(os.environ.get("RJCMA_CACHE") or Path.home() / ".cache" / "rjcma") / "encoders"
+    copied into each store, so several stores (tests, demo) do not repeat the synthetic pretraining. One folder per
+    stand-in recipe version, so two checkouts of different versions on one machine do not overwrite each other's."""
+    root = Path(os.environ.get("RJCMA_CACHE") or Path.home() / ".cache" / "rjcma")
+    return root / "encoders" / f"v{STAND_IN_VERSION}"
 
 
 def stand_in_file(store: str | Path, name: str, init: str, seed: int) -> Path:
