@@ -37,8 +37,8 @@ SECONDS_2_CORES = {
     "stand_in_pretraining": 170.0,
 }
 # Seconds of one demo training run, float32, one thread (`make train` runs two side by side): `rjcma experiments`'
-# wall time over the rounds of two runs it trains (604 s for 33 runs, 17 rounds).
-TRAIN_RUN_SECONDS = 35.5
+# wall time over the rounds of two runs it trains (669 s for 37 runs, 19 rounds; stride 150, 2026-12-07).
+TRAIN_RUN_SECONDS = 35.2
 # Seconds each notebook ran in the demo profile's `make book` (idle 2-core machine, two at a time; the runs exist):
 # the start order of side-by-side runs when a notebook has no executed copy yet, longest first, so that no long
 # notebook starts last and runs alone.
