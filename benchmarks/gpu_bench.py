@@ -77,8 +77,21 @@ def timed(fn, dev: torch.device, reps: int, warmup: int = 2) -> float:
     return statistics.median(out)
 
 
+def bf16_runs(dev: torch.device) -> bool:
+    """Whether bf16 really runs here: on a GPU, or a CPU with native bf16. Elsewhere (smoke mode on a CPU without
+    bf16 units) the bf16 rows compute in float32 and say so: emulated bf16 is many times slower, and no test runs it."""
+    from rjcma.runtime import cpu_bf16
+
+    return dev.type == "cuda" or cpu_bf16()
+
+
+def ran(dev: torch.device, prec: str) -> str:
+    """The precision a row computed in (``prec``, or float32 where bf16 would be emulated)."""
+    return prec if prec != "bf16" or bf16_runs(dev) else "fp32 (no native bf16)"
+
+
 def autocast(dev: torch.device, prec: str):
-    return torch.autocast(dev.type, dtype=torch.bfloat16, enabled=prec == "bf16")
+    return torch.autocast(dev.type, dtype=torch.bfloat16, enabled=prec == "bf16" and bf16_runs(dev))
 
 
 def paper_cfg(K: int, mode: str, smoke: bool, **over):
@@ -132,7 +145,7 @@ def bench_fusion(dev, a) -> list[dict]:
 
             reset_peak(dev)
             s = timed(step, dev, a.reps)
-            rows.append({"variant": name, "precision": prec, "batch": B, "K": K, "ms": round(s * 1e3, 2),
+            rows.append({"variant": name, "precision": ran(dev, prec), "batch": B, "K": K, "ms": round(s * 1e3, 2),
                          "windows_per_s": round(B / s, 1), "peak_gib": peak_gib(dev)})
             del m, xs
     return rows
@@ -210,7 +223,7 @@ def _e2e_rate(cfg, m, B: int, K: int, dev, a) -> dict:
     s = timed(train_step(m, b, "bf16", dev), dev, max(1, a.reps // 2), warmup=1)
     shutil.rmtree(cfg.data.store, ignore_errors=True)
     return {"batch": B, "K": K, "frames_per_s": round(B * K / s, 1), "step_ms": round(s * 1e3, 1),
-            "precision": "bf16", "released_groups": "all", "peak_gib": peak_gib(dev)}
+            "precision": ran(dev, "bf16"), "released_groups": "all", "peak_gib": peak_gib(dev)}
 
 
 def bench_encoders(dev, a) -> list[dict]:
@@ -227,7 +240,7 @@ def bench_encoders(dev, a) -> list[dict]:
 
         reset_peak(dev)
         s = timed(fwd, dev, a.reps, warmup=1)
-        rows.append({"encoder": name, "batch": a.enc_batch, "precision": "bf16", "frames_per_s": round(a.enc_batch / s, 1),
+        rows.append({"encoder": name, "batch": a.enc_batch, "precision": ran(dev, "bf16"), "frames_per_s": round(a.enc_batch / s, 1),
                      "peak_gib": peak_gib(dev)})
         del m, x
     return rows

@@ -55,9 +55,15 @@ def timed_step(net, batch: dict, cols: list[int], sec: dict[str, float]) -> torc
     sec["head forward"] += t2 - t1
     loss = ccc_loss(pred.float(), batch["labels"][..., cols], batch["mask"])
     marks: dict[str, float] = {}
-    fused.register_hook(lambda g: marks.setdefault("head done", now()))
+
+    def mark(name: str):
+        def hook(_grad: torch.Tensor) -> None:  # returns nothing: the gradient is left as it is
+            marks.setdefault(name, now())
+        return hook
+
+    fused.register_hook(mark("head done"))
     for m, x in zip(mods, xs):
-        x.register_hook(lambda g, m=m: marks.__setitem__(f"fusion done {m}", now()))
+        x.register_hook(mark(f"fusion done {m}"))
     t3 = now()
     loss.backward()
     t4 = now()
@@ -70,8 +76,8 @@ def timed_step(net, batch: dict, cols: list[int], sec: dict[str, float]) -> torc
 
 
 def kk_share(run, batches: list[dict], K: int) -> tuple[float, float]:
-    """(share, seconds): of the matrix products' self time in forward + backward (torch.profiler), the share in
-    products with a K x K factor (the fusion's W_c, W_h and attention maps)."""
+    """Of the matrix products' self time in forward + backward (torch.profiler), the share in products with a K x K
+    factor (the fusion's W_c, W_h and attention maps); and that time's share of every op's self time."""
     from torch.profiler import ProfilerActivity, profile
 
     cols = [TARGET_COLUMNS[t] for t in run.cfg.targets]
@@ -82,16 +88,17 @@ def kk_share(run, batches: list[dict], K: int) -> tuple[float, float]:
             loss = ccc_loss(pred.float(), batch["labels"][..., cols], batch["mask"])
             run.optimizer.zero_grad(set_to_none=True)
             loss.backward()
-    kk = total = 0.0
+    kk = mm = every = 0.0
     for ev in prof.key_averages(group_by_input_shape=True):
+        t = ev.self_cpu_time_total
+        every += t
         if ev.key not in ("aten::mm", "aten::bmm", "aten::addmm", "aten::baddbmm"):
             continue
-        t = ev.self_cpu_time_total
-        total += t
+        mm += t
         dims = [d for s in (ev.input_shapes or []) for d in (s or [])]
         if dims.count(K) >= 2:
             kk += t
-    return kk / total if total else float("nan"), total / 1e6
+    return kk / mm if mm else float("nan"), kk / every if every else float("nan")
 
 
 def main() -> None:
@@ -131,14 +138,15 @@ def main() -> None:
             sec["evaluation (validation fold, once per epoch)"] += time.perf_counter() - t0
             epoch_s += time.perf_counter() - t_epoch
         batches = [b for _, b in zip(range(3), train_loader(run, 0))]
-        share, mm_s = kk_share(run, batches, cfg.K)
+        share, share_all = kk_share(run, batches, cfg.K)
+        threads = torch.get_num_threads()
     n = args.epochs
     order = ["data loading", *[f"TCN+BN {m} forward" for m in net.modalities], "fusion forward", "head forward",
              "loss forward", "head backward (with the loss's)", "fusion backward", "TCN+BN backward (all three)",
              "optimizer step (Adam)", "evaluation (validation fold, once per epoch)"]
     rows = [(k, sec[k]) for k in order]
     rows.append(("Python overhead (epoch wall time minus the above)", epoch_s - sum(sec.values())))
-    print(f"Demo training profile, fp32, {torch.get_num_threads()} thread(s), {torch.__version__}: RJCMA, target "
+    print(f"Demo training profile, fp32, {threads} thread(s), {torch.__version__}: RJCMA, target "
           f"{cfg.train.target}, fold {cfg.train.fold}, K {cfg.K}, stride {cfg.data.stride}, batch {cfg.train.batch_size}"
           f"; {steps // n} steps ({windows // n} windows) per epoch, {n} epochs")
     print()
@@ -148,8 +156,8 @@ def main() -> None:
         print(f"| {name} | {s / n:.2f} | {100 * s / epoch_s:.0f} % |")
     print(f"| **epoch** | **{epoch_s / n:.2f}** | 100 % |")
     print()
-    print(f"Of the matrix products' op time (forward + backward, torch.profiler, 3 steps: {mm_s:.2f} s), "
-          f"{100 * share:.0f} % is in products with a K x K factor (K = {cfg.K}).")
+    print(f"torch.profiler over 3 training steps (forward + backward): {100 * share:.0f} % of the matrix products' time "
+          f"is in products with a K x K factor (K = {cfg.K}), {100 * share_all:.0f} % of all ops' time.")
 
 
 if __name__ == "__main__":

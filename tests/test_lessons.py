@@ -63,11 +63,11 @@ def test_the_check_would_catch_a_wrong_default(tmp_path):
     nb = _nb("01_data")
     i = parameters_cells(nb)[0]
     src = nb.cells[i].source
-    assert "stride = 100" in src
-    nb.cells[i].source = src.replace("stride = 100", "stride = 200")
+    assert "stride = 150" in src
+    nb.cells[i].source = src.replace("stride = 150", "stride = 200")
     path = tmp_path / "01_data.ipynb"
     nbformat.write(nb, path)
-    assert wrong_defaults(path) == {"stride": (200, 100)}
+    assert wrong_defaults(path) == {"stride": (200, 150)}
 
 
 # ---- reading order -----------------------------------------------------------------------------------------------

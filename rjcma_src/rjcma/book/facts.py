@@ -3,7 +3,8 @@
 * Measured run times (:data:`SECONDS_2_CORES`, :data:`TRAIN_RUN_SECONDS`, :data:`NOTEBOOK_SECONDS`): the figures the
   notebooks print before they build something, the start order of ``make book``'s notebooks, and the instructors'
   page's estimate of a student's first pass. **When training or preprocessing gets faster, update them here** (they
-  come from ``make book`` on an idle 2-core machine; ``benchmarks/RESULTS.md`` keeps the measurements).
+  come from an idle 2-core CPU with AVX2 and no bf16 units, the slow class, in float32, the demo's one precision;
+  ``benchmarks/main_job.py`` measures them, ``benchmarks/RESULTS.md`` keeps the measurements).
 * :func:`substitutions`: the values the chapters (``book/*.md``) show through MyST substitutions (``{{ demo_K }}``),
   read from the two profiles' config and the figures above; `rjcma book` writes them into the build's
   ``_config.yml``.
@@ -20,24 +21,24 @@ from rjcma.config import Config, load_config
 from rjcma.train import cv
 from rjcma.train.results import run_id
 
-# Seconds on an idle 2-core machine for the demo corpus (12 videos, 4.8 min of video in all): the corpus (14 s,
-# `rjcma synth` in `make book`), the preprocessing stages per minute of video (their sum is `rjcma preprocess` of
-# `make book` with the stand-ins cached, 115 s; its split over the stages is the one the notebooks 02-05 measured
-# on a fresh copy), and the stand-in encoders' one-off synthetic pretraining (then cached per machine in
-# ~/.cache/rjcma).
+# The demo computes in float32 on every CPU (`train.mixed_precision: no`, `preprocess.encoder_precision: fp32`), so
+# one set of figures holds for every CPU of a class; those below come from the slow class: a 2-core CPU with AVX2 and
+# no bf16 units (no AVX-512), where `make book` is slowest (benchmarks/RESULTS.md, "One precision for the demo"). A
+# CPU with AVX-512 is faster at the same float32 arithmetic.
+# Seconds for the demo corpus (12 videos, 4.8 min of video in all): the corpus (`rjcma synth` in `make book`, 23 s
+# idle), the preprocessing stages per minute of video (their sum is `rjcma preprocess --workers 2` of `make book`
+# after the stand-ins' pretraining, 213 s; its split over the stages is the one the notebooks 02-05 measured on a
+# fresh copy, the float32 `features` stage scaled to that sum), and the stand-in encoders' one-off synthetic
+# pretraining (then cached per machine in ~/.cache/rjcma): `make book`'s idle preprocessing on this class, 383 s,
+# less the stages' 213 s.
 SECONDS_2_CORES = {
-    "synth_per_video_minute": 3.0,
-    "labels": 0.1, "faces": 3.3, "audio": 0.4, "speech": 1.4, "text": 0.5, "features": 18.3,  # per video minute
-    "stand_in_pretraining": 120.0,
+    "synth_per_video_minute": 4.8,
+    "labels": 0.1, "faces": 3.3, "audio": 0.4, "speech": 1.4, "text": 0.5, "features": 38.7,  # per video minute
+    "stand_in_pretraining": 170.0,
 }
-# One training run of the demo recipe on one core (`make train` runs two side by side), by the precision the CPU
-# trains in (`train.mixed_precision: auto`): bf16 autocast where it has native bf16 (AVX512-BF16 or AMX), else fp32.
-# bf16: measured; fp32: the bf16 run times the ratio of an RJCMA epoch measured both ways on one machine (3.06 s /
-# 1.88 s, one thread, idle).
-TRAIN_RUN_SECONDS = {"bf16": 30.0, "fp32": 49.0}
-# How much longer the frozen encoders (the `features` stage and the stand-ins' pretraining) take in fp32 than in
-# bf16 (`encoder_precision: auto`): IR-50's forward pass per face, one thread, 73 ms / 36 ms.
-ENCODERS_FP32_FACTOR = 2.0
+# Seconds of one demo training run, float32, one thread (`make train` runs two side by side): `rjcma experiments`'
+# wall time over the rounds of two runs it trains (669 s for 37 runs, 19 rounds; stride 150, 2026-12-07).
+TRAIN_RUN_SECONDS = 35.2
 # Seconds each notebook ran in the demo profile's `make book` (idle 2-core machine, two at a time; the runs exist):
 # the start order of side-by-side runs when a notebook has no executed copy yet, longest first, so that no long
 # notebook starts last and runs alone.
@@ -60,15 +61,15 @@ def demo_runs(cfg: Config) -> int:
     return len({run_id(c) for c in cfgs})
 
 
-def student_seconds(cfg: Config, precision: str) -> float:
-    """Seconds of computing for every notebook in order on a fresh clone, idle 2-core machine: the corpus, the
-    feature store with the stand-ins' pretraining, the training runs two at a time, and the notebooks themselves."""
+def student_seconds(cfg: Config) -> float:
+    """Seconds of computing for every notebook in order on a fresh clone, idle 2-core machine of the slow class (AVX2,
+    no bf16 units): the corpus, the feature store with the stand-ins' pretraining, the training runs two at a time,
+    and the notebooks themselves."""
     minutes = cfg.book.demo_videos * cfg.book.demo_seconds / 60
     s = SECONDS_2_CORES
-    encoders = 1.0 if precision == "bf16" else ENCODERS_FP32_FACTOR
-    build = s["synth_per_video_minute"] * minutes + s["stand_in_pretraining"] * encoders
-    build += minutes * (sum(s[k] for k in ("labels", "faces", "audio", "speech", "text")) + s["features"] * encoders)
-    train = math.ceil(demo_runs(cfg) / 2) * TRAIN_RUN_SECONDS[precision]
+    build = s["synth_per_video_minute"] * minutes + s["stand_in_pretraining"]
+    build += minutes * sum(s[k] for k in ("labels", "faces", "audio", "speech", "text", "features"))
+    train = math.ceil(demo_runs(cfg) / 2) * TRAIN_RUN_SECONDS
     return build + train + sum(NOTEBOOK_SECONDS.values())
 
 
@@ -100,11 +101,9 @@ def substitutions() -> dict[str, Any]:
         "paper_fold_range": f"{min(fold_means):.3f} to {max(fold_means):.3f}",
         "demo_videos": demo.book.demo_videos,
         "demo_video_seconds": f"{demo.book.demo_seconds:g}",
-        "student_minutes_bf16": round(student_seconds(demo, "bf16") / 60),
-        "student_minutes_fp32": round(student_seconds(demo, "fp32") / 60),
+        "student_minutes": round(student_seconds(demo) / 60),
         "student_runs": demo_runs(demo),
         "standin_pretraining_minutes": round(SECONDS_2_CORES["stand_in_pretraining"] / 60),
-        "train_run_seconds_bf16": f"{TRAIN_RUN_SECONDS['bf16']:.0f}",
-        "train_run_seconds_fp32": f"{TRAIN_RUN_SECONDS['fp32']:.0f}",
+        "train_run_seconds": f"{TRAIN_RUN_SECONDS:.0f}",
     }
     return {k: str(v) for k, v in out.items()}

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from rjcma.book.facts import ENCODERS_FP32_FACTOR, SECONDS_2_CORES, TRAIN_RUN_SECONDS
+from rjcma.book.facts import SECONDS_2_CORES, TRAIN_RUN_SECONDS
 from rjcma.data.abaw import load_corpus
 from rjcma.data.synth import synthesize
 from rjcma.data.synth.layout import MANAGED, TRUTH_JSON
@@ -26,7 +26,7 @@ from rjcma.lessons.common import progress
 from rjcma.encoders.build import stand_in_cache_dir
 from rjcma.preprocess.pipeline import preprocess_corpus
 from rjcma.preprocess.trial import STAGES
-from rjcma.runtime import cpu_bf16, usable_cpus
+from rjcma.runtime import usable_cpus
 from rjcma.train import cv
 from rjcma.train.pool import resolve_jobs
 from rjcma.train.results import find_done, run_id
@@ -90,11 +90,10 @@ def _stand_ins_cached(cfg) -> bool:
 def _store_estimate(cfg, todo, stages: list[str], what: str, store) -> str:
     videos = {t.video for t in todo if t.video is not None}
     minutes = sum(video_info(v).duration for v in videos) / 60
-    encoders = 1.0 if cpu_bf16() else ENCODERS_FP32_FACTOR  # the frozen encoders run in bf16 where the CPU has it
-    seconds = sum(SECONDS_2_CORES[s] * (encoders if s == "features" else 1.0) for s in stages) * minutes
+    seconds = sum(SECONDS_2_CORES[s] for s in stages) * minutes  # float32 encoders on every CPU
     note = ""
     if "features" in stages and not _stand_ins_cached(cfg):
-        seconds += SECONDS_2_CORES["stand_in_pretraining"] * encoders
+        seconds += SECONDS_2_CORES["stand_in_pretraining"]
         note = " (including the stand-in encoders' one-off pretraining)"
     return estimate_line(f"{what} of the feature store for {len(todo)} trial(s) in {store.root}", seconds,
                          "rjcma.preprocess.pipeline.preprocess_corpus") + note
@@ -141,7 +140,7 @@ def train_line(cfgs: Iterable[Any], what: str) -> int:
         print(f"{what}: every run is in {Path(cfgs[0].train.results_dir) / cfgs[0].profile}; nothing to train.")
         return 0
     jobs = max(1, min(n, resolve_jobs(cfgs[0])))
-    per_run = TRAIN_RUN_SECONDS["bf16" if cpu_bf16() else "fp32"]  # the demo trains in bf16 where the CPU has it
+    per_run = TRAIN_RUN_SECONDS  # the demo trains in float32 on every CPU
     seconds = math.ceil(n / jobs) * per_run  # one run per core, side by side
     print(f"{what}: {n} run(s) to train, {jobs} at a time, with rjcma.train.cv: about {_duration(seconds)} here "
           f"({usable_cpus()} cores).")

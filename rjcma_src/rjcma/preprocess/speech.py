@@ -20,9 +20,11 @@ call did not repeat the samples either); one video of the demo corpus triggered 
 text features and the book's tables changed from one preprocessing run to the next. The same words, times and
 confidences whatever the thread and worker count: CTranslate2's kernels split a sum over their threads, and on a CPU
 without AVX-512 the split changed word times and confidences (``1.120,1.460,feeling,0.8754`` with two threads,
-``1.120,1.480,feeling,0.8673`` with one), so the recogniser runs with a fixed thread count
-(:data:`WHISPER_THREADS`, one intra-op thread) and a fixed compute type on the CPU (:data:`WHISPER_CPU_COMPUTE`,
-int8) whatever the process's thread budget; preprocessing gets its speed from trial-level workers instead.
+``1.120,1.480,feeling,0.8673`` with one). So the recogniser runs with a fixed thread count (:data:`WHISPER_THREADS`:
+one CTranslate2 intra-op thread, and the process's BLAS and OpenMP pools limited to one thread while it decodes,
+since ``OMP_NUM_THREADS`` 1 or 2 alone still moved the confidences) and a fixed compute type on the CPU
+(:data:`WHISPER_CPU_COMPUTE`, int8), whatever the process's thread budget; preprocessing gets its speed from
+trial-level workers instead.
 """
 
 from __future__ import annotations
@@ -292,9 +294,19 @@ def load_whisper_model(model_dir: str, device: str = "cpu", compute_type: str | 
 
 
 def _transcribe_whisper(x: np.ndarray, model_dir: str, device: str, language: str | None, beam_size: int) -> list[Word]:
+    from threadpoolctl import threadpool_limits
+
     model = load_whisper_model(model_dir, device)
     if language is None and not model.model.is_multilingual:
         language = "en"
+    # the BLAS and OpenMP pools of the process (numpy's mel spectrogram, CTranslate2's OpenMP) at one thread too:
+    # with OMP_NUM_THREADS 1 and 2 the word times and confidences differed even at one CTranslate2 thread. The
+    # segments are decoded lazily, so the words are read inside the block.
+    with threadpool_limits(limits=WHISPER_THREADS):
+        return _whisper_decode(model, x, language, beam_size)
+
+
+def _whisper_decode(model: Any, x: np.ndarray, language: str | None, beam_size: int) -> list[Word]:
     segments, _info = model.transcribe(
         x,
         language=language,
