@@ -35,6 +35,20 @@ TINY_STRIDE = 16
 BOOK_MODULES = {"test_notebooks.py", "test_browser.py"}
 
 
+def pytest_configure(config):
+    """Under pytest-xdist, the controller makes the demo's stand-in encoders (cached per machine) before the
+    workers start, with every core: otherwise the first two workers that need them would wait on each other."""
+    if getattr(config.option, "numprocesses", None) and not hasattr(config, "workerinput"):
+        import tempfile
+
+        from rjcma.config import load_config
+        from rjcma.encoders.build import encoder
+
+        with tempfile.TemporaryDirectory() as store:
+            cfg = load_config("demo").replace(store=store)
+            encoder("visual", cfg), encoder("audio", cfg)
+
+
 def pytest_collection_modifyitems(config, items):
     for item in items:
         if item.path.name in BOOK_MODULES:

@@ -275,7 +275,11 @@ def test_faces_are_encoded_as_they_are_cut(real, ckpt):  # noqa: F811
         assert s.faces is None and np.array_equal(a.mask, s.mask) and 0.5 < s.mask.mean() < 1.0
         want = encode_rows(b.encoders["visual"], partial(encode_faces, batch=ENCODER_BATCH), lambda r: a.faces[r], n,
                            vi["dim"], vi["frame_stride"], b.precision)
-        assert np.array_equal(sink.features(s.track, n), want)
+        got = sink.features(s.track, n)
+        # the same faces through the same encoder: equal up to the float16 rounding of another batching (oneDNN's
+        # float32 sums may run in another order for another batch size or thread count)
+        diff = np.abs(got.astype(np.float32) - want.astype(np.float32)).max()
+        assert got.shape == want.shape and diff <= 2e-4, f"streamed features differ by up to {diff}"
     black = encode_rows(b.encoders["visual"], partial(encode_faces, batch=ENCODER_BATCH),
                         lambda r: np.zeros((1, 48, 48, 3), np.uint8), 1, vi["dim"], 1, b.precision, threads=0)
     assert np.array_equal(sink.features(None, n), np.broadcast_to(black, (n, vi["dim"])))  # nobody: black faces

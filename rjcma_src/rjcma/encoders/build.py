@@ -12,6 +12,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import os
 from dataclasses import dataclass, field
@@ -124,6 +126,22 @@ def stand_in_cache_dir() -> Path:
     return root / "encoders" / f"v{STAND_IN_VERSION}"
 
 
+@contextlib.contextmanager
+def _cache_lock(cached: Path):
+    """An exclusive lock beside a cached stand-in (POSIX ``flock``; none where the cache cannot be written)."""
+    try:
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(cached.parent / f".{cached.name}.lock", os.O_CREAT | os.O_RDWR, 0o644)
+    except OSError:
+        yield
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
 def stand_in_file(store: str | Path, name: str, init: str, seed: int) -> Path:
     """Where a store keeps the stand-in weights its features were computed with."""
     return Path(store) / "_encoders" / f"{name}-{init}-seed{int(seed)}.safetensors"
@@ -149,19 +167,21 @@ def _stand_in_cached(name: str, cfg: Config) -> tuple[nn.Module, EncoderInfo]:
     cached = stand_in_cache_dir() / path.name
     m = _load_stand_in_file(path, name)
     if m is None:
-        m = _load_stand_in_file(cached, name)
-        if m is not None:
-            atomic_write_bytes(path, cached.read_bytes())
-    if m is None:
-        m = make_stand_in(name, init, seed)
-        sd = {k: v.detach().contiguous().clone() for k, v in m.state_dict().items()}
-        meta = {"encoder": name, "init": init, "seed": str(seed), "version": STAND_IN_VERSION}
-        with atomic_path(path) as tmp:
-            save_safetensors(sd, str(tmp), metadata=meta)  # same weights -> same bytes and SHA-256
-        try:  # best effort: a read-only home only costs the next store a re-run of the pretraining
-            atomic_write_bytes(cached, path.read_bytes())
-        except Exception:
-            pass
+        # one process pretrains, the others (preprocessing workers, test workers) wait for it and read the cache
+        with _cache_lock(cached):
+            m = _load_stand_in_file(cached, name)
+            if m is not None:
+                atomic_write_bytes(path, cached.read_bytes())
+            else:
+                m = make_stand_in(name, init, seed)
+                sd = {k: v.detach().contiguous().clone() for k, v in m.state_dict().items()}
+                meta = {"encoder": name, "init": init, "seed": str(seed), "version": STAND_IN_VERSION}
+                with atomic_path(path) as tmp:
+                    save_safetensors(sd, str(tmp), metadata=meta)  # same weights -> same bytes and SHA-256
+                try:  # best effort: a read-only home only costs the next store a re-run of the pretraining
+                    atomic_write_bytes(cached, path.read_bytes())
+                except Exception:
+                    pass
     for p in m.parameters():
         p.requires_grad_(False)
     m.eval()

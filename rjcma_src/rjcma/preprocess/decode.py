@@ -388,7 +388,9 @@ def iter_video(path: str | Path, counts: DecodeCounts | None = None) -> Iterator
                 t = float(ts * tb) - t0
             else:
                 t = step
-            if t <= last_t:  # a timestamp that repeats (a broken file): keep the order, a microsecond later
+            if t <= last_t and frame.dts is None:  # a frame drained at the end with only a stale time: as ffprobe,
+                t = step  # which gives it none, one frame after the last (Xvid's packed B-frames)
+            elif t <= last_t:  # a timestamp that repeats (a broken file): keep the order, a microsecond later
                 t = last_t + 1e-6
             last_t = t
             if getattr(frame, "is_corrupt", False):
