@@ -14,8 +14,8 @@ inputs in eval mode, float32. The figure is max |ours − released| / max |relea
   forward hooks take the fusion's inputs (the front ends' outputs, entering ``coattn``) and its output (the input
   of ``Joint``), and ours runs on those inputs.
 
-    git -C /path/to/mirror/of/GRJCA worktree add /tmp/grjca HEAD          # or: git archive HEAD | tar -x -C /tmp/grjca
-    python benchmarks/family_parity.py --grjca /tmp/grjca --dca /tmp/dca
+    git -C /path/to/mirror/of/GRJCA worktree add ../grjca_src HEAD          # or: git archive HEAD | tar -x -C ../grjca_src
+    python benchmarks/family_parity.py --grjca ../grjca_src --dca ../dca_src
 
 Without the two paths it prints how to run it and exits 0 (``make bench`` runs every script without arguments).
 """
