@@ -19,6 +19,7 @@ import yaml
 
 from rjcma import paper_numbers as paper
 from rjcma.book.citations import FAMILY_SOURCE, cite_paper_refs
+from rjcma.book.verdicts import signed
 from rjcma.fusions import FUSIONS
 
 KINDS = {"table1": "cv", "table2": "compare", "table3": "ablate", "check": "compare-folds"}
@@ -445,13 +446,10 @@ def fold_differences(exp_dir: str | Path, reference: str = "rjcma") -> Table | N
     body = []
     for i, f in enumerate(folds):
         body.append([str(f)] + [cell for t in targets for cell in (
-            _fmt(cols[t][i][0]), f"{cols[t][i][1]} {_fmt(cols[t][i][2])}", _signed(cols[t][i][3]))])
+            _fmt(cols[t][i][0]), f"{cols[t][i][1]} {_fmt(cols[t][i][2])}", signed(cols[t][i][3]))])
     body.append([f"**{name} ahead**"] + [cell for t in targets for cell in (
         "", "", f"**{values[f'ahead_{t}']} of {len(folds)}**")])
     return Table(title=f"{name} minus the best single modality, fold by fold", header=header, rows=body, runs=[],
                  note="Each fold's best single modality is the highest of the unimodal rows on that fold. A "
                       "positive difference: the fusion is ahead on that fold.", values=values)
 
-
-def _signed(x: float) -> str:
-    return f"{x:+.3f}".replace("-", "−")

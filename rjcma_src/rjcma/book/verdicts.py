@@ -55,7 +55,8 @@ def _n(x: float) -> str:
     return f"{x:.3f}".replace("-", "−")
 
 
-def _signed(x: float) -> str:
+def signed(x: float) -> str:
+    """``x`` to 3 decimals with its sign, a typographic minus for negatives."""
     return ("+" if x >= 0 else "−") + f"{abs(x):.3f}"
 
 
@@ -126,10 +127,10 @@ def _against_unimodal(target: str, rows: list[Cell], reference: str) -> tuple[st
     outcome = "tie" if not best.beyond_noise else ("ahead" if gap > 0 else "behind")
     if outcome == "tie":
         return (f"On {target}, {reference} and the best single modality, {best.label}, cannot be told apart "
-                f"(difference {_signed(gap)}, within the noise{folds}).", outcome)
+                f"(difference {signed(gap)}, within the noise{folds}).", outcome)
     word = "ahead of" if outcome == "ahead" else "behind"
     return (f"On {target}, {reference} is {word} the best single modality, {best.label}, by more than the noise "
-            f"(difference {_signed(gap)}{folds}).", outcome)
+            f"(difference {signed(gap)}{folds}).", outcome)
 
 
 def comparison_verdict(info: Mapping[str, Any], reference: str | None = None) -> list[str]:
@@ -228,9 +229,9 @@ def fold_by_fold_verdict(values: Mapping[str, Any]) -> list[str]:
     for t in targets:
         ahead = int(values[f"ahead_{t}"])
         diffs = list(values[f"diff_{t}"])
-        behind = [f"fold {f} ({_signed(d)}, {b})" for f, d, b in zip(folds, diffs, values[f"best_{t}"]) if d <= 0]
+        behind = [f"fold {f} ({signed(d)}, {b})" for f, d, b in zip(folds, diffs, values[f"best_{t}"]) if d <= 0]
         s = (f"**{t.capitalize()}.** {name} is ahead of the best single modality on {ahead} of {n} folds "
-             f"(mean difference {_signed(sum(diffs) / n)}; if neither were better, "
+             f"(mean difference {signed(sum(diffs) / n)}; if neither were better, "
              f"{'all' if ahead == n else f'{ahead} or more'} of {n} would come by chance with probability "
              f"{_sign_test(ahead, n):.2f}).")
         if behind:
