@@ -7,6 +7,8 @@ Aff-Wild2 layout and the demo profile's preprocessing turns them into a store.
 from __future__ import annotations
 
 import os
+import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -28,31 +30,66 @@ TINY_SEED = 1
 TINY_K = 32
 TINY_STRIDE = 16
 
-
 # the modules that read the one built book (tests/_book_build.py builds it once per process into _build/test/):
-# under `make test` (pytest-xdist, --dist loadgroup) they share a worker, so the book is built once and no two
-# processes write _build/test/ at the same time
+# under `make test` (pytest-xdist, --dist loadgroup) they run in one worker (pytest_xdist_make_scheduler below), so
+# the book is built once and no two processes write _build/test/ at the same time
 BOOK_MODULES = {"test_notebooks.py", "test_browser.py"}
+
+# under pytest-xdist, the folder where the controller made the tiny corpus and store for every worker
+SHARED_TINY = "RJCMA_TEST_SHARED_TINY"
+_XDIST_CONTROLLER: list[bool] = []  # non-empty in the pytest-xdist controller (set by pytest_configure)
+
+
+def _tiny_config(corpus, store, results):
+    from rjcma.config import load_config
+
+    return load_config("demo").replace(corpus=str(corpus), store=str(store), results_dir=str(results), seq_len=TINY_K,
+                                       stride=TINY_STRIDE, max_epochs=2, early_stop=2)
 
 
 def pytest_configure(config):
-    """Under pytest-xdist, the controller makes the demo's stand-in encoders (cached per machine) before the
-    workers start, with every core: otherwise the first two workers that need them would wait on each other."""
+    """Under pytest-xdist, the controller makes, with every core and before the workers start, what each worker
+    would otherwise make for itself: the demo's stand-in encoders (cached per machine) and the session's tiny corpus
+    and store (read-only for the tests; each worker keeps its own results folder). Made by each worker, they would
+    cost twice the CPU time."""
     if getattr(config.option, "numprocesses", None) and not hasattr(config, "workerinput"):
+        _XDIST_CONTROLLER.append(True)
         import tempfile
 
         from rjcma.config import load_config
+        from rjcma.data.synth import synthesize
         from rjcma.encoders.build import encoder
+        from rjcma.preprocess.pipeline import preprocess_corpus
 
         with tempfile.TemporaryDirectory() as store:
             cfg = load_config("demo").replace(store=store)
             encoder("visual", cfg), encoder("audio", cfg)
+        shared = Path(tempfile.mkdtemp(prefix="rjcma-tiny-"))
+        config.add_cleanup(lambda: shutil.rmtree(shared, ignore_errors=True))
+        corpus = Path(synthesize(shared / "corpus", videos=TINY_VIDEOS, seconds=TINY_SECONDS, seed=TINY_SEED,
+                                 progress=False))
+        report = preprocess_corpus(_tiny_config(corpus, shared / "store", shared / "results"), workers=2,
+                                   progress=False)
+        assert report.ok, f"preprocessing the tiny corpus failed: {report}"
+        os.environ[SHARED_TINY] = str(shared)  # the workers start after this, with this environment
 
 
-def pytest_collection_modifyitems(config, items):
-    for item in items:
-        if item.path.name in BOOK_MODULES:
-            item.add_marker(pytest.mark.xdist_group("book"))
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    """``--dist loadgroup`` with the book's modules as one group, whatever their marks: pytest-xdist 3.8 groups by
+    an ``@group`` suffix it writes into ``item._nodeid``, which pytest 9.2 no longer reads (``nodeid`` comes from
+    ``item._id``), so ``xdist_group`` marks group nothing there and both workers built the book."""
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadGroupScheduling
+
+    class BookGroup(LoadGroupScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            if nodeid.split("::", 1)[0].rsplit("/", 1)[-1] in BOOK_MODULES:
+                return "book"
+            return super()._split_scope(nodeid)
+
+    return BookGroup(config, log)
 
 
 @pytest.fixture(scope="module")
@@ -68,6 +105,8 @@ def one_thread():
 
 @pytest.fixture(scope="session")
 def tiny_corpus(tmp_path_factory) -> Path:
+    if os.environ.get(SHARED_TINY):
+        return Path(os.environ[SHARED_TINY]) / "corpus"
     from rjcma.data.synth import synthesize
 
     out = tmp_path_factory.mktemp("tiny_corpus")
@@ -76,25 +115,38 @@ def tiny_corpus(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_cfg(tiny_corpus, tmp_path_factory):
-    from rjcma.config import load_config
-
-    store = tmp_path_factory.mktemp("tiny_store")
-    results = tmp_path_factory.mktemp("tiny_results")
-    return load_config("demo").replace(
-        corpus=str(tiny_corpus),
-        store=str(store),
-        results_dir=str(results),
-        seq_len=TINY_K,
-        stride=TINY_STRIDE,
-        max_epochs=2,
-        early_stop=2,
-    )
+    shared = os.environ.get(SHARED_TINY)
+    store = Path(shared) / "store" if shared else tmp_path_factory.mktemp("tiny_store")
+    return _tiny_config(tiny_corpus, store, tmp_path_factory.mktemp("tiny_results"))
 
 
 @pytest.fixture(scope="session")
 def tiny_store(tiny_cfg) -> Path:
+    """The tiny corpus's store: made here, or (under pytest-xdist) by the controller for every worker; the
+    workers only read it."""
+    if os.environ.get(SHARED_TINY):
+        return Path(tiny_cfg.data.store)
     from rjcma.preprocess.pipeline import preprocess_corpus
 
     report = preprocess_corpus(tiny_cfg, progress=False)
     assert report.ok, f"preprocessing the tiny corpus failed: {report}"
     return Path(tiny_cfg.data.store)
+
+
+# ---- where a worker's time went: RJCMA_TEST_TIMELINE=FILE appends "worker, start|end, epoch seconds, test id" per
+# test (tab-separated), to see which worker finished last and with what (pytest's --durations has no worker)
+_TIMELINE = os.environ.get("RJCMA_TEST_TIMELINE")
+
+
+def _timeline(event: str, nodeid: str) -> None:
+    if _TIMELINE and not _XDIST_CONTROLLER:
+        with open(_TIMELINE, "a") as f:
+            f.write(f"{os.environ.get('PYTEST_XDIST_WORKER', 'main')}\t{event}\t{time.time():.2f}\t{nodeid}\n")
+
+
+def pytest_runtest_logstart(nodeid, location):
+    _timeline("start", nodeid)
+
+
+def pytest_runtest_logfinish(nodeid, location):
+    _timeline("end", nodeid)
