@@ -85,6 +85,26 @@ def test_left_right_pair(tiny_corpus: Path):
     assert a.shape == b.shape and not np.allclose(a, b), "the two subjects must have their own labels"
 
 
+def test_shared_audio_words_follow_the_quieter_subject_less(tmp_path: Path):
+    """The data chapter's table of the two-subject video: the words heard (one audio track, both speakers) follow the
+    subject who speaks less far worse than they follow a single subject's own words, and the table's rows say so.
+    Trials of the demo's length and seed (the tiny corpus's 6 s trials may hold no valence adjective at all)."""
+    from rjcma.config import load_config
+    from rjcma.lessons.data import shared_audio_cues
+
+    book = load_config("demo").book
+    corpus = synthesize(tmp_path / "c", videos=4, seconds=book.demo_seconds, seed=book.demo_seed, progress=False)
+    header, rows, values = shared_audio_cues(corpus)
+    pair = sorted(k for k in values if k != "single")
+    assert len(pair) == 2 and all(k.endswith(("_left", "_right")) for k in pair), values
+    speaks = {r[0]: float(r[2].rstrip("%")) for r in rows if r[0] in values}
+    quiet, talker = sorted(pair, key=lambda k: speaks[k])
+    assert speaks[quiet] < speaks[talker]
+    assert values[quiet] < values["single"] - 0.2 and values[quiet] < values[talker], values
+    assert rows[-1][-1] == f"{values['single']:.2f}" and len(header) == len(rows[0])
+    assert shared_audio_cues(tmp_path / "no such corpus") is None
+
+
 def test_annotation_files(tiny_corpus: Path):
     starts, middles = 0, 0
     for name, path in _annotations(tiny_corpus).items():

@@ -8,10 +8,48 @@ import numpy as np
 
 from rjcma.config import Config, load_config
 from rjcma.data.annotations import read_labels
-from rjcma.data.synth.truth import read_truth
+from rjcma.data.synth.truth import read_truth, read_truth_trial
 from rjcma.data.windows import window_starts
 from rjcma.errors import RjcmaError
 from rjcma.lessons.checks import Verdict, check_value
+
+
+def shared_audio_cues(corpus: str | Path) -> tuple[list[str], list[list[str]], dict[str, float]] | None:
+    """What the words heard tell about each subject's own words, trial by trial: the share of frames the subject
+    speaks and the correlation of the word level heard (the transcript of the video's one audio track, either
+    speaker's) with the word part of the subject's own labels (``heard_word_level`` and ``words`` of
+    ``SYNTH_TRUTH/<trial>.csv``). Rows for the trials of a two-subject video (``_left``/``_right``, one shared audio
+    track) and one for the mean over the single-subject trials; ``values``: ``single`` (that mean) and, per shared
+    trial, its correlation. None for a corpus without the truth files (Aff-Wild2)."""
+    try:
+        truth = read_truth(corpus)
+    except RjcmaError:
+        return None
+    rows, single, values = [], [], {}
+    for video in truth.get("videos", []):
+        for trial in video.get("trials", []):
+            name = trial if isinstance(trial, str) else trial.get("name", "")
+            try:
+                t = read_truth_trial(corpus, name)
+            except RjcmaError:
+                return None
+            if "heard_word_level" not in t or "speaking" not in t:
+                return None
+            ok = t["valid"] > 0 if "valid" in t else np.ones(len(t["words"]), bool)
+            heard, own = t["heard_word_level"][ok], t["words"][ok]
+            # no valence adjective said or heard in the trial (a short one): no correlation to speak of
+            r = float(np.corrcoef(heard, own)[0, 1]) if min(heard.std(), own.std()) > 1e-6 else float("nan")
+            if name.endswith(("_left", "_right")):
+                shown = "–" if np.isnan(r) else f"{r:.2f}"
+                rows.append([name, video.get("partition", ""), f"{t['speaking'][ok].mean():.0%}", shown])
+                values[name] = r
+            elif not np.isnan(r):
+                single.append(r)
+    if not single:
+        return None
+    values["single"] = float(np.mean(single))
+    rows.append([f"the {len(single)} single-subject trials (mean)", "", "", f"{values['single']:.2f}"])
+    return ["trial", "partition", "frames the subject speaks", "words heard vs own word part (r)"], rows, values
 
 
 def check_windows(answer: tuple[int, int] | None, n: int, K: int, stride: int) -> Verdict:  # noqa: N803
