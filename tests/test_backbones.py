@@ -40,6 +40,32 @@ def test_ir50_shapes(ir50):
     assert isinstance(ol[4], torch.nn.BatchNorm1d)
 
 
+def test_half_width_ir50_keeps_depth_and_embedding(ir50, tmp_path):
+    """IR-50 with every stage's channels halved (``benchmarks/standin_width.py`` weighs it as the demo's visual
+    stand-in): the same units, strides and 512-d embedding for a quarter of the arithmetic; a stand-in file loads
+    into a shell of the width it was made with."""
+    from safetensors.torch import load_file, save_file
+
+    from rjcma.encoders import standins as S
+
+    half = B.IR50(width=0.5).eval()
+    x = torch.randn(2, 3, 40, 40)
+    with torch.no_grad():
+        assert half.features_map(x).shape == (2, 256, 5, 5) and half(x).shape == (2, 512)
+    assert half.stage_of_unit == ir50.stage_of_unit
+    n = lambda m: sum(p.numel() for p in m.body.parameters())  # noqa: E731
+    assert 0.2 < n(half) / n(ir50) < 0.3
+    assert S.stand_in_shell("ir50").width == S.STAND_IN_WIDTH
+    for model in (half, ir50):
+        path = tmp_path / f"w{model.width}.safetensors"
+        save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(path))
+        shell = S.stand_in_shell("ir50", load_file(str(path)))
+        assert shell.width == model.width
+        B.load_checked(shell, load_file(str(path)), path)
+    with pytest.raises(ValueError, match="width"):
+        B.IR50(width=1.5)
+
+
 def test_vggish_shapes_and_keys(vggish):
     with torch.no_grad():
         assert vggish(torch.randn(2, 1, 96, 64)).shape == (2, 128)

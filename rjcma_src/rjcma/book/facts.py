@@ -94,6 +94,7 @@ def substitutions() -> dict[str, Any]:
             f"{name}_tcn": _widths(c.model.tcn_channels("visual")),
             f"{name}_iterations": c.model.num_iterations,
             f"{name}_face_size": c.preprocess.face_size,
+            f"{name}_seed_train": c.train.seed,
         }
     fold_means = [r["mean"] for r in paper_numbers.TABLE1_FOLDS.values()]
     out |= {

@@ -26,7 +26,7 @@ from torch import nn
 
 from rjcma.assets import find_asset, resolve_asset, search_roots
 from rjcma.config import Config
-from rjcma.encoders.standins import STAND_IN_VERSION, make_stand_in
+from rjcma.encoders.standins import STAND_IN_VERSION, make_stand_in, stand_in_shell
 from rjcma.errors import RjcmaError
 from rjcma.io import atomic_path, atomic_write_bytes, save_safetensors
 from rjcma.models.backbones import (
@@ -154,8 +154,9 @@ def _load_stand_in_file(path: Path, name: str) -> nn.Module | None:
         with safe_open(str(path), "pt") as f:
             if (f.metadata() or {}).get("version") != STAND_IN_VERSION:
                 return None  # stand-in recipe changed
-        shell = SHELLS[name]()
-        load_checked(shell, load_file(str(path)), path)
+        sd = load_file(str(path))
+        shell = stand_in_shell(name, sd)
+        load_checked(shell, sd, path)
         return shell
     except Exception:
         return None

@@ -17,7 +17,8 @@ from safetensors.torch import load_file
 
 from rjcma.config import Config
 from rjcma.data.store import Store
-from rjcma.encoders.build import LOADERS, SHELLS, precision, sha256, stand_in_file, weights_file
+from rjcma.encoders.build import LOADERS, precision, sha256, stand_in_file, weights_file
+from rjcma.encoders.standins import stand_in_shell
 from rjcma.errors import MissingAssetError, RjcmaError
 from rjcma.models.backbones import ENCODER_DIMS, load_checked
 
@@ -59,10 +60,11 @@ def _stand_in(name: str, mcfg: Config) -> tuple[torch.nn.Module, Path]:
             "--set store=... at the training store")
     key = (str(path.resolve()), sha256(path))
     if key not in _LOADED:
-        with _no_init():
-            shell = SHELLS[name]()
         try:
-            load_checked(shell, load_file(str(path)), path)
+            sd = load_file(str(path))
+            with _no_init():
+                shell = stand_in_shell(name, sd)
+            load_checked(shell, sd, path)
         except RjcmaError:
             raise
         except Exception as e:  # noqa: BLE001 - a damaged safetensors file

@@ -19,6 +19,10 @@ chosen by ``preprocess.encoder_init``:
     probe (one trial held out at a time) from the features to the generator's face part went from r = 0.42 with
     the previous stand-in (192 faces, default body statistics, head position and brightness among the targets) to
     0.92, and to its motion part from 0.65 to 0.89.
+    The body keeps the released IR-50's width (:data:`STAND_IN_WIDTH`): at half width (a quarter of the arithmetic)
+    on twice the faces, the demo's preprocessing took 131 s less on two cores and the read-out of the expression
+    stayed within .06 per parameter, but over three training seeds the fusion's valence advantage over the best
+    single modality fell (``benchmarks/RESULTS.md``, "Issue 24, fourth pass"), so the demo does not use it.
   - Audio: 256 one-second harmonic tones (:func:`synth_tones`) with random pitch, loudness, syllable-like amplitude
     modulation and noise; VGGish's last FC (4096 -> 128) learns to regress them from the frozen seeded layers
     below. Its outputs are then centred and scaled over the tones (folded into the layer): a random 4096 -> 128
@@ -57,6 +61,7 @@ from rjcma.models.backbones import IR50, VGGish, ResNet50Face, faces_to_tensor, 
 from rjcma.runtime import fixed_threads
 
 PRETRAIN_FACES = 3000  # faces of the visual stand-in's expression pretraining
+STAND_IN_WIDTH = 1.0  # channel width of the visual stand-in's IR-50, 1 = released (benchmarks/standin_width.py)
 # torch threads of every stand-in build, whatever the machine's cores: the batch-norm calibration and the Adam fits
 # sum over threads, so 1 and 2 threads gave different weights (the same thread count gives the same bytes)
 STAND_IN_THREADS = 2
@@ -183,6 +188,21 @@ class _IR50Out(nn.Module):
         return F.normalize(self.enc.output_layer(m), dim=1) * 10.0
 
 
+def stand_in_shell(name: str, state_dict: dict | None = None) -> nn.Module:
+    """The architecture of stand-in ``name`` without weights (what a stand-in file loads into); given the file's
+    ``state_dict``, an IR-50 takes the width the file was made with."""
+    if name == "ir50":
+        width = STAND_IN_WIDTH
+        if state_dict is not None and "input_layer.0.weight" in state_dict:
+            width = state_dict["input_layer.0.weight"].shape[0] / 64
+        return IR50(width=min(1.0, width))
+    if name == "resnet50":
+        return ResNet50Face()
+    if name == "vggish":
+        return VGGish()
+    raise RjcmaError(f"unknown encoder {name!r}; choose ir50, resnet50 or vggish")
+
+
 def make_stand_in(name: str, init: str, seed: int) -> nn.Module:
     """Build the stand-in encoder ``name`` ("ir50", "resnet50", "vggish") for ``init`` ("seeded"/"synthetic-pretrain"),
     with :data:`STAND_IN_THREADS` torch threads (restored afterwards)."""
@@ -193,7 +213,7 @@ def make_stand_in(name: str, init: str, seed: int) -> nn.Module:
 def _make_stand_in(name: str, init: str, seed: int) -> nn.Module:
     torch.manual_seed(seed)
     if name == "ir50":
-        m = seeded_init(IR50(), seed).eval()
+        m = seeded_init(stand_in_shell("ir50"), seed).eval()
         if init == "synthetic-pretrain":
             imgs, P = pretrain_faces(PRETRAIN_FACES, seed + 1)
             chunks = [faces_to_tensor(imgs[i:i + 128]) for i in range(0, len(imgs), 128)]

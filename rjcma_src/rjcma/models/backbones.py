@@ -6,6 +6,8 @@ Paper §4.2.1. The architectures follow the released code's choices (the book's 
   1 so a 40 x 40 crop ends as a 5 x 5 map; output layer BN2d(512) -> Dropout(0.4) -> Linear(512*5*5 -> 512) ->
   BN1d(512), then L2 normalisation. Parameter names equal the released ``Backbone`` so ``res50_ir_0.887.pth``
   (keys ``backbone.*`` plus an 8-class ``logits`` head, which is dropped) loads after stripping the prefix.
+  ``width`` < 1 scales every stage's channels (same units, strides and 512-d embedding): the demo's stand-in uses
+  it (:mod:`rjcma.encoders.standins`); a released checkpoint needs the default 1.
 * ``VGGish``: conv 64-M-128-M-256-256-M-512-512-M, FC 12288 -> 4096 -> 4096 -> 128 with no final ReLU and no PCA;
   parameter names equal torchvggish's (``features.{0,3,6,8,11,13}``, ``embeddings.{0,2,4}``), so
   ``vggish-10086976.pth`` loads unchanged.
@@ -71,16 +73,28 @@ class BottleneckIR(nn.Module):
 IR50_STAGES = ((64, 64, 3, 1), (64, 128, 4, 2), (128, 256, 14, 2), (256, 512, 3, 2))  # in, depth, units, stride
 
 
-class IR50(nn.Module):
-    """IR-50 for 40 x 40 faces -> 512-d L2-normalised embedding (the released face backbone)."""
+def ir50_channels(width: float, channels: int) -> int:
+    """Channels of an IR-50 layer of the released width ``channels`` at width factor ``width``."""
+    return max(1, int(round(channels * width)))
 
-    def __init__(self, input_size: int = 40, drop_ratio: float = 0.4, embedding_dim: int = 512):
+
+class IR50(nn.Module):
+    """IR-50 for 40 x 40 faces -> 512-d L2-normalised embedding (the released face backbone); ``width`` scales the
+    channels of every stage (1 = released; the arithmetic falls with its square)."""
+
+    def __init__(self, input_size: int = 40, drop_ratio: float = 0.4, embedding_dim: int = 512, width: float = 1.0):
         super().__init__()
+        if not 0 < width <= 1:
+            raise ValueError(f"IR50: width must be in (0, 1], got {width}")
         self.input_size = input_size
-        self.input_layer = nn.Sequential(nn.Conv2d(3, 64, 3, 1, 1, bias=False), nn.BatchNorm2d(64), nn.PReLU(64))
+        self.width = float(width)
+        c = lambda n: ir50_channels(width, n)  # noqa: E731
+        self.input_layer = nn.Sequential(nn.Conv2d(3, c(64), 3, 1, 1, bias=False), nn.BatchNorm2d(c(64)),
+                                         nn.PReLU(c(64)))
         units: list[nn.Module] = []
         self.stage_of_unit: list[int] = []
         for s, (cin, depth, n, stride) in enumerate(IR50_STAGES):
+            cin, depth = c(cin), c(depth)
             for u in range(n):
                 units.append(BottleneckIR(cin if u == 0 else depth, depth, stride if u == 0 else 1))
                 self.stage_of_unit.append(s)
@@ -90,11 +104,11 @@ class IR50(nn.Module):
             side = (side - 1) // stride + 1
         self.map_side = side  # 5 for 40 x 40
         self.output_layer = nn.Sequential(
-            nn.BatchNorm2d(512), nn.Dropout(drop_ratio), _Flatten(),
-            nn.Linear(512 * side * side, embedding_dim), nn.BatchNorm1d(embedding_dim))
+            nn.BatchNorm2d(c(512)), nn.Dropout(drop_ratio), _Flatten(),
+            nn.Linear(c(512) * side * side, embedding_dim), nn.BatchNorm1d(embedding_dim))
 
     def features_map(self, x: torch.Tensor) -> torch.Tensor:
-        return self.body(self.input_layer(x))  # (B, 512, 5, 5)
+        return self.body(self.input_layer(x))  # (B, 512 * width, 5, 5)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, 3, 40, 40) -> (B, 512)
         return F.normalize(self.output_layer(self.features_map(x)), p=2, dim=1)
