@@ -76,18 +76,20 @@ def pytest_configure(config):
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_make_scheduler(config, log):
-    """``--dist loadgroup`` with the book's modules as one group, whatever their marks: pytest-xdist 3.8 groups by
-    an ``@group`` suffix it writes into ``item._nodeid``, which pytest 9.2 no longer reads (``nodeid`` comes from
-    ``item._id``), so ``xdist_group`` marks group nothing there and both workers built the book."""
+    """``--dist loadgroup`` with one group per test module, and the book's modules as one group. A module's tests then
+    share one worker, so its module-scoped fixtures are built once: scheduled test by test, the two tests of
+    ``test_determinism.py`` ran on both workers at once, and each worker made the fixture's two stores (88 s of
+    setup each). pytest-xdist's own ``xdist_group`` marks cannot do this here: pytest-xdist 3.8 writes the group as
+    an ``@group`` suffix into ``item._nodeid``, which pytest 9.2 no longer reads (``nodeid`` comes from
+    ``item._id``), so the marks group nothing and both workers built the book."""
     if config.getvalue("dist") != "loadgroup":
         return None
     from xdist.scheduler import LoadGroupScheduling
 
     class BookGroup(LoadGroupScheduling):
         def _split_scope(self, nodeid: str) -> str:
-            if nodeid.split("::", 1)[0].rsplit("/", 1)[-1] in BOOK_MODULES:
-                return "book"
-            return super()._split_scope(nodeid)
+            module = nodeid.split("::", 1)[0]
+            return "book" if module.rsplit("/", 1)[-1] in BOOK_MODULES else module
 
     return BookGroup(config, log)
 

@@ -1,4 +1,5 @@
-"""`make test`'s two pytest-xdist workers: the book's two modules run in one of them, so the book is built once.
+"""`make test`'s two pytest-xdist workers: the book's two modules run in one of them, so the book is built once,
+and every other module's tests share a worker, so its module-scoped fixtures are built once.
 
 Both modules read one built book (`_book_build.py`, once per worker process). pytest-xdist's own ``xdist_group``
 marks did not group them under pytest 9.2 (its group suffix went to a node id pytest no longer reads), and both
@@ -67,5 +68,7 @@ def test_the_book_modules_share_one_worker(tmp_path):
     assert set(workers) == {Path(m).stem for m in modules}, workers
     book = set().union(*(workers[Path(m).stem] for m in BOOK_MODULES))
     assert len(book) == 1, f"the book's modules ran on {sorted(book)}"
-    # the other tests are still spread over both workers (each test its own unit)
+    split = {m: sorted(w) for m, w in workers.items() if len(w) > 1}
+    assert not split, f"a module's tests ran on several workers (its module fixtures built on each): {split}"
+    # the modules are still spread over both workers
     assert len(set().union(*workers.values())) == 2, workers
