@@ -6,8 +6,8 @@ Paper §4.2.1. The architectures follow the released code's choices (the book's 
   1 so a 40 x 40 crop ends as a 5 x 5 map; output layer BN2d(512) -> Dropout(0.4) -> Linear(512*5*5 -> 512) ->
   BN1d(512), then L2 normalisation. Parameter names equal the released ``Backbone`` so ``res50_ir_0.887.pth``
   (keys ``backbone.*`` plus an 8-class ``logits`` head, which is dropped) loads after stripping the prefix.
-  ``width`` < 1 scales every stage's channels (same units, strides and 512-d embedding): the demo's stand-in uses
-  it (:mod:`rjcma.encoders.standins`); a released checkpoint needs the default 1.
+  ``width`` < 1 scales every stage's channels (same units, strides and 512-d embedding), for a lighter stand-in
+  (:data:`rjcma.encoders.standins.STAND_IN_WIDTH`; ``benchmarks/standin_width.py``); a released checkpoint needs 1.
 * ``VGGish``: conv 64-M-128-M-256-256-M-512-512-M, FC 12288 -> 4096 -> 4096 -> 128 with no final ReLU and no PCA;
   parameter names equal torchvggish's (``features.{0,3,6,8,11,13}``, ``embeddings.{0,2,4}``), so
   ``vggish-10086976.pth`` loads unchanged.
