@@ -104,6 +104,31 @@ def test_whisper_words_attaches_lone_marks():
     assert ws[1].confidence == 1.0  # clipped to [0, 1]
 
 
+def test_trailing_repetition_loops_are_found():
+    """A loop is the same n words (n <= 4, case and marks ignored) at least three times in a row at the end; its
+    first copy stays. A word said twice ("lonely, lonely") and a repetition before the end are speech."""
+    assert speech.drop_trailing_loop(["so", "sad,", "sad,", "Sad.", "sad"]) == 3
+    assert speech.drop_trailing_loop(["so", "lonely,", "lonely"]) == 0
+    assert speech.drop_trailing_loop(["I", "feel", "a", "b", "a", "b", "a", "b"]) == 4
+    assert speech.drop_trailing_loop(["sad", "sad", "sad", "then", "calm"]) == 0
+    assert speech.drop_trailing_loop([]) == 0
+
+
+def test_whisper_words_cut_a_loop_only_in_a_repetitive_segment():
+    """What one demo video gave on a CPU without AVX-512: a segment ending in copies of "sad" stacked at one instant
+    (compression ratio 4.5). The loop goes, counted; the same words in a segment that does not look repetitive stay."""
+    said = [(" I", 0.0, 0.3), (" feel", 0.3, 0.6), (" so", 0.7, 0.8), (" sad,", 0.8, 1.2)]
+    loop = [(" sad,", 1.7, 1.7)] * 40
+
+    def seg(ratio):
+        return SimpleNamespace(compression_ratio=ratio, words=[SimpleNamespace(word=w, start=a, end=b, probability=0.9)
+                                                              for w, a, b in said + loop])
+
+    stats: dict = {}
+    ws = speech.whisper_words([seg(4.5)], stats)
+    assert [w.word for w in ws] == ["I", "feel", "so", "sad"] and stats == {"repeats_dropped": 40}
+    assert len(speech.whisper_words([seg(1.9)])) == len(said) + len(loop)
+
 def test_resample_preserves_duration_and_tone():
     sr = 22050
     t = np.arange(sr) / sr

@@ -153,7 +153,11 @@ class Route(abc.ABC):
 
     def transcript(self) -> tuple[list, dict[str, Any]]:
         """The words of the track (ASR in pieces, then punctuation) and what ran."""
-        return transcribe_track(self.track(), int(self.p.sample_rate), self.asr, self.device)
+        words, info = transcribe_track(self.track(), int(self.p.sample_rate), self.asr, self.device)
+        if info.get("repeats_dropped"):
+            self.note(f"{self.label}: the speech recogniser repeated itself; {info['repeats_dropped']} words of a "
+                      "repetition loop were dropped (meta.json, asr.repeats_dropped)")
+        return words, info
 
     # ---- where the times come from -----------------------------------------------------------------------------
     def face_times(self) -> np.ndarray | None:

@@ -25,6 +25,13 @@ one CTranslate2 intra-op thread, and the process's BLAS and OpenMP pools limited
 since ``OMP_NUM_THREADS`` 1 or 2 alone still moved the confidences) and a fixed compute type on the CPU
 (:data:`WHISPER_CPU_COMPUTE`, int8), whatever the process's thread budget; preprocessing gets its speed from
 trial-level workers instead.
+
+Repetition loops: at temperature 0 only, a segment that Whisper decodes into a loop (the same word or few words over
+and over, typically stacked at one instant at the end of the audio) is not re-decoded. On a CPU without AVX-512 one
+demo video ended in 80 copies of "sad" at 22.30 s, where the speaker said three more words. A segment whose text is
+as repetitive as faster-whisper's own threshold calls a failed decode (:data:`WHISPER_REPETITIVE`, the ratio of the
+text's length to its gzip-compressed length) loses such a trailing loop but its first copy
+(:func:`drop_trailing_loop`); the count goes into the transcript (``repeats_dropped``) and the store's meta.json.
 """
 
 from __future__ import annotations
@@ -50,6 +57,9 @@ log = logging.getLogger(__name__)
 BACKENDS = ("whisper", "vosk", "none")
 WHISPER_RATE = 16000  # faster-whisper expects 16 kHz mono float32
 WHISPER_TEMPERATURE = 0.0  # no sampling fallback: the same audio gives the same words (module docstring)
+WHISPER_REPETITIVE = 2.4  # a segment's compression ratio above which its trailing loop is cut (faster-whisper's default)
+LOOP_MIN_COPIES = 3  # a trailing n-gram repeated at least this many times in a row is a loop (n = 1 ... LOOP_MAX_N)
+LOOP_MAX_N = 4
 VOSK_CHUNK_SECONDS = 0.25  # streaming chunk fed to AcceptWaveform
 
 _WHISPER_HINT = (
@@ -72,11 +82,13 @@ class Transcript(list):
     model is skipped (``rjcma.preprocess.punctuation.punctuate`` reads it).
     """
 
-    def __init__(self, words: Iterable[Word] = (), backend: str = "", model_dir: str = "", punctuates: bool = False):
+    def __init__(self, words: Iterable[Word] = (), backend: str = "", model_dir: str = "", punctuates: bool = False,
+                 repeats_dropped: int = 0):
         super().__init__(words)
         self.backend = backend
         self.model_dir = model_dir
         self.punctuates = punctuates
+        self.repeats_dropped = repeats_dropped  # words of repetition loops removed (module docstring)
 
 
 # ---- locating models ------------------------------------------------------------------------------
@@ -247,8 +259,11 @@ def transcribe(
         return Transcript([], backend="none")
     if backend == "whisper":
         x = resample(x, sample_rate, WHISPER_RATE)
-        words = [] if _is_silent(x, WHISPER_RATE) else _transcribe_whisper(x, model_dir, device, language, beam_size)
-        return Transcript(words, backend="whisper", model_dir=model_dir, punctuates=True)
+        stats = {"repeats_dropped": 0}
+        words = ([] if _is_silent(x, WHISPER_RATE)
+                 else _transcribe_whisper(x, model_dir, device, language, beam_size, stats))
+        return Transcript(words, backend="whisper", model_dir=model_dir, punctuates=True,
+                          repeats_dropped=stats["repeats_dropped"])
     model = load_vosk_model(model_dir)
     rate = vosk_model_rate(model_dir)
     x = resample(x, sample_rate, rate)
@@ -293,7 +308,8 @@ def load_whisper_model(model_dir: str, device: str = "cpu", compute_type: str | 
         return _CACHE[key]
 
 
-def _transcribe_whisper(x: np.ndarray, model_dir: str, device: str, language: str | None, beam_size: int) -> list[Word]:
+def _transcribe_whisper(x: np.ndarray, model_dir: str, device: str, language: str | None, beam_size: int,
+                        stats: dict | None = None) -> list[Word]:
     from threadpoolctl import threadpool_limits
 
     model = load_whisper_model(model_dir, device)
@@ -303,10 +319,11 @@ def _transcribe_whisper(x: np.ndarray, model_dir: str, device: str, language: st
     # with OMP_NUM_THREADS 1 and 2 the word times and confidences differed even at one CTranslate2 thread. The
     # segments are decoded lazily, so the words are read inside the block.
     with threadpool_limits(limits=WHISPER_THREADS):
-        return _whisper_decode(model, x, language, beam_size)
+        return _whisper_decode(model, x, language, beam_size, stats)
 
 
-def _whisper_decode(model: Any, x: np.ndarray, language: str | None, beam_size: int) -> list[Word]:
+def _whisper_decode(model: Any, x: np.ndarray, language: str | None, beam_size: int,
+                    stats: dict | None = None) -> list[Word]:
     segments, _info = model.transcribe(
         x,
         language=language,
@@ -316,14 +333,44 @@ def _whisper_decode(model: Any, x: np.ndarray, language: str | None, beam_size: 
         condition_on_previous_text=False,  # avoids repetition loops on long, noisy files
         temperature=WHISPER_TEMPERATURE,  # deterministic decoding: no sampled re-decode (module docstring)
     )
-    return whisper_words(segments)
+    return whisper_words(segments, stats)
 
 
-def whisper_words(segments: Iterable[Any]) -> list[Word]:
-    """faster-whisper segments → :class:`Word` rows (``word`` without marks, ``punctuated`` with them)."""
+def _loop_key(word: str) -> str:
+    return "".join(ch for ch in word.lower() if ch.isalnum())
+
+
+def drop_trailing_loop(words: list[str]) -> int:
+    """How many of ``words`` (a segment's, in order) form a trailing repetition loop, less its first copy: the
+    longest run at the end of the same n words (n = 1 … :data:`LOOP_MAX_N`, case and marks ignored) repeated at least
+    :data:`LOOP_MIN_COPIES` times in a row. 0 when there is none ("sad, sad" stays)."""
+    keys = [_loop_key(w) for w in words]
+    best = 0
+    for n in range(1, LOOP_MAX_N + 1):
+        unit, copies = keys[len(keys) - n:], 0
+        if len(unit) < n:
+            break
+        while len(keys) >= (copies + 1) * n and keys[len(keys) - (copies + 1) * n: len(keys) - copies * n] == unit:
+            copies += 1
+        if copies >= LOOP_MIN_COPIES:
+            best = max(best, (copies - 1) * n)
+    return best
+
+
+def whisper_words(segments: Iterable[Any], stats: dict | None = None) -> list[Word]:
+    """faster-whisper segments → :class:`Word` rows (``word`` without marks, ``punctuated`` with them). A segment
+    more repetitive than :data:`WHISPER_REPETITIVE` loses its trailing loop (:func:`drop_trailing_loop`); ``stats``
+    (when given) counts the words dropped in ``repeats_dropped``."""
     out: list[Word] = []
     for seg in segments:
-        for w in seg.words or []:
+        seg_words = list(seg.words or [])
+        if float(getattr(seg, "compression_ratio", 0.0) or 0.0) > WHISPER_REPETITIVE:
+            drop = drop_trailing_loop([w.word for w in seg_words])
+            if drop:
+                seg_words = seg_words[: len(seg_words) - drop]
+                if stats is not None:
+                    stats["repeats_dropped"] = stats.get("repeats_dropped", 0) + drop
+        for w in seg_words:
             lead, core, trail = split_punctuation(w.word)
             if not core:  # a lone mark: attach it to the word it follows
                 if out:

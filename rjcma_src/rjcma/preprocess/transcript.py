@@ -29,6 +29,8 @@ def transcribe_words(wav: np.ndarray, sample_rate: int, p, device: str = "cpu") 
                               weights_dir=p.weights_dir)
     info: dict[str, Any] = {"backend": getattr(words, "backend", p.asr_backend),
                             "model_dir": str(getattr(words, "model_dir", ""))}
+    if getattr(words, "repeats_dropped", 0):  # a recogniser's repetition loop, removed (rjcma.preprocess.speech)
+        info["repeats_dropped"] = int(words.repeats_dropped)
     punct_dir = punctuation_plan(p.punctuation_model, p.weights_dir, bool(getattr(words, "punctuates", False)))
     if punct_dir:
         words = punctuate(words, model_dir=punct_dir)
@@ -57,10 +59,13 @@ def transcribe_track(wav: np.ndarray, sr: int, p, device: str = "cpu") -> tuple[
     """:func:`transcribe_words` on the whole track, or on its :func:`pieces`, word times shifted back to the
     track's. Returns (words, what ran; ``pieces`` when there were several)."""
     cuts = pieces(wav, sr)
-    words, asr = [], {}
+    words, asr, dropped = [], {}, 0
     for a, e in cuts:
         ws, asr = transcribe_words(wav[a:e], sr, p, device)
+        dropped += int(asr.pop("repeats_dropped", 0))
         words += [dataclasses.replace(w, start=w.start + a / sr, end=w.end + a / sr) if a else w for w in ws]
     if len(cuts) > 1:
         asr = {**asr, "pieces": len(cuts)}
+    if dropped:
+        asr["repeats_dropped"] = dropped
     return words, asr

@@ -52,7 +52,7 @@ from rjcma.preprocess.decode import DecodeCounts, frame_count
 from rjcma.preprocess.faces.stream import FaceStage
 
 STAGES = ("labels",) + route.STAGES
-STAGE_VERSION = {"labels": 1, "faces": 1, "audio": 1, "speech": 1, "text": 1, "features": 1}
+STAGE_VERSION = {"labels": 1, "faces": 1, "audio": 1, "speech": 2, "text": 1, "features": 1}
 DEFAULT_FPS = 30.0
 
 
