@@ -35,7 +35,9 @@ from rjcma.data.store import Store
 from rjcma.data.synth.design import LEXICON, WORD_TAU, ema, held_word_level
 from rjcma.data.synth.truth import read_truth, read_truth_trial
 from rjcma.data.words import read_words_csv
+from rjcma.lessons.encoders import ridge_predict
 from rjcma.lessons.training import results_base
+from rjcma.metrics import pcc
 from rjcma.preprocess.text import word_index_at
 
 VALENCE_OF = {w: v for (v, _a), words in LEXICON.items() for w in words}
@@ -55,10 +57,6 @@ def rule_prediction(words, t: np.ndarray, lag: float) -> np.ndarray:
     held = held_word_level(heard, t, speaker=None)
     part = ema(held, math.exp(-float(t[1] - t[0]) / WORD_TAU))
     return np.interp(t - lag, t, part, left=0.0)
-
-
-def corr(a: np.ndarray, b: np.ndarray) -> float:
-    return float(np.corrcoef(a, b)[0, 1]) if a.std() > 0 and b.std() > 0 else float("nan")
 
 
 def main() -> None:
@@ -96,19 +94,15 @@ def main() -> None:
 
     X, y, video = np.array(X), np.array(y), np.array(video)
     pred = np.zeros_like(y)
-    for vid in sorted(set(video)):
-        fit, held_out = video != vid, video == vid
-        mu, sd = X[fit].mean(0), X[fit].std(0) + 1e-6
-        A = (X[fit] - mu) / sd
-        w = np.linalg.solve(A.T @ A + RIDGE * np.eye(A.shape[1]), A.T @ (y[fit] - y[fit].mean()))
-        pred[held_out] = ((X[held_out] - mu) / sd) @ w + y[fit].mean()
+    for vid in sorted(set(video)):  # the chapter Encoders' ridge probe, one video held out at a time
+        pred[video == vid] = ridge_predict(X, y, video != vid, video == vid, RIDGE)
 
     print(f"Text path of the {args.profile} profile ({corpus}, {store.root})\n")
     print(f"1. adjectives said {said}, recognised {recognised} (in {len(set(video))} videos)")
-    print(f"2. adjective valence from the word vectors, one video held out at a time: r = {corr(pred, y):.3f} "
+    print(f"2. adjective valence from the word vectors, one video held out at a time: r = {pcc(pred, y):.3f} "
           f"({len(y)} adjectives, {len(set(y))} levels)")
-    single = [corr(p[ok], lab[ok]) for p, lab, ok, side in rule.values() if not side]
-    pair = [corr(p[ok], lab[ok]) for p, lab, ok, side in rule.values() if side]
+    single = [pcc(p[ok], lab[ok]) for p, lab, ok, side in rule.values() if not side]
+    pair = [pcc(p[ok], lab[ok]) for p, lab, ok, side in rule.values() if side]
     print(f"3. the transcript's rule against the valence label, within each trial: mean r = {np.mean(single):.3f} "
           f"over {len(single)} one-subject trials (from {min(single):.2f} to {max(single):.2f}); "
           f"{np.mean(pair):.3f} over the {len(pair)} trials that share one audio track")
@@ -133,8 +127,8 @@ def main() -> None:
             yhat = np.array([r[1] for r in rows])
             rp, lab, ok, _side = rule[p.stem]
             sel = ok[k]
-            r_rule.append(corr(yhat[sel], rp[k][sel]))
-            r_label.append(corr(yhat[sel], lab[k][sel]))
+            r_rule.append(pcc(yhat[sel], rp[k][sel]))
+            r_label.append(pcc(yhat[sel], lab[k][sel]))
     print(f"4. the text model (six-fold valence CCC {row['valence']}): its predictions against the transcript's "
           f"rule, mean r = {np.nanmean(r_rule):.3f}; against the label, mean r = {np.nanmean(r_label):.3f} "
           f"({len(r_rule)} validation trials)")

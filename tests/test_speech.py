@@ -105,29 +105,79 @@ def test_whisper_words_attaches_lone_marks():
 
 
 def test_trailing_repetition_loops_are_found():
-    """A loop is the same n words (n <= 4, case and marks ignored) at least three times in a row at the end; its
-    first copy stays. A word said twice ("lonely, lonely") and a repetition before the end are speech."""
-    assert speech.drop_trailing_loop(["so", "sad,", "sad,", "Sad.", "sad"]) == 3
-    assert speech.drop_trailing_loop(["so", "lonely,", "lonely"]) == 0
-    assert speech.drop_trailing_loop(["I", "feel", "a", "b", "a", "b", "a", "b"]) == 4
-    assert speech.drop_trailing_loop(["sad", "sad", "sad", "then", "calm"]) == 0
-    assert speech.drop_trailing_loop([]) == 0
+    """A loop is the same n words (n <= 4, case and marks ignored) at least three times in a row at the end. A word
+    said twice ("lonely, lonely") and a repetition before the end are not loops."""
+    assert speech.trailing_loop(["so", "sad,", "sad,", "Sad.", "sad"]) == (1, 4)
+    assert speech.trailing_loop(["so", "lonely,", "lonely"]) == (0, 0)
+    assert speech.trailing_loop(["I", "feel", "a", "b", "a", "b", "a", "b"]) == (2, 3)
+    assert speech.trailing_loop(["sad", "sad", "sad", "then", "calm"]) == (0, 0)
+    assert speech.trailing_loop([]) == (0, 0)
+
+
+def _words(timed):
+    return [SimpleNamespace(word=w, start=a, end=b, probability=0.9) for w, a, b in timed]
+
+
+def test_only_the_stacked_copies_of_a_loop_go():
+    """Copies that pile up at one instant are dropped, copies said one after another stay (word times as Whisper
+    gave them for espeak-ng saying "thank you" six times, and "no" five times)."""
+    thanks = [("Thank", 0.0, 0.4), ("you,", 0.4, 0.72), ("thank", 0.72, 0.9), ("you,", 0.9, 1.5), ("thank", 1.5, 1.5),
+              ("you,", 1.5, 2.06), ("thank", 2.06, 2.06), ("you,", 2.06, 2.54), ("thank", 2.54, 2.54),
+              ("you,", 2.54, 2.54), ("thank", 2.8, 2.8), ("you.", 2.8, 3.12)]
+    assert speech.stacked_loop_words(_words(thanks)) == []
+    no = [("No,", 0.0, 0.54), ("no,", 2.0, 2.5), ("no,", 2.86, 2.98), ("no,", 2.98, 3.36), ("no,", 3.36, 3.52)]
+    no += [("no,", 3.92, 3.92)] * 50
+    assert speech.stacked_loop_words(_words(no)) == list(range(6, 55))
 
 
 def test_whisper_words_cut_a_loop_only_in_a_repetitive_segment():
     """What one demo video gave on a CPU without AVX-512: a segment ending in copies of "sad" stacked at one instant
-    (compression ratio 4.5). The loop goes, counted; the same words in a segment that does not look repetitive stay."""
+    (compression ratio 4.5). The stacked copies go, counted; the same words in a segment that does not look
+    repetitive stay."""
     said = [(" I", 0.0, 0.3), (" feel", 0.3, 0.6), (" so", 0.7, 0.8), (" sad,", 0.8, 1.2)]
     loop = [(" sad,", 1.7, 1.7)] * 40
 
     def seg(ratio):
-        return SimpleNamespace(compression_ratio=ratio, words=[SimpleNamespace(word=w, start=a, end=b, probability=0.9)
-                                                              for w, a, b in said + loop])
+        return SimpleNamespace(compression_ratio=ratio, words=_words(said + loop))
 
     stats: dict = {}
     ws = speech.whisper_words([seg(4.5)], stats)
-    assert [w.word for w in ws] == ["I", "feel", "so", "sad"] and stats == {"repeats_dropped": 40}
+    assert [w.word for w in ws] == ["I", "feel", "so", "sad", "sad"] and stats == {"repeats_dropped": 39}
     assert len(speech.whisper_words([seg(1.9)])) == len(said) + len(loop)
+
+
+def test_whisper_keeps_repetitions_that_were_said(tmp_path):
+    """Real speech through the real recogniser: a phrase said six times keeps its six copies; where Whisper runs into
+    a loop (on one CPU it wrote 112 "no" for five said), the stacked copies go."""
+    x, sr = _espeak(tmp_path, "thank you thank you thank you thank you thank you thank you", voice="en-us")
+    words = transcribe(x, sr, backend="whisper")
+    assert sum(_norm([w.word]) == ["thank"] for w in words) >= 5, [w.word for w in words]
+    x, sr = _espeak(tmp_path, "I told you already. No, no, no, no, no.", voice="en-us")
+    starts = [w.start for w in transcribe(x, sr, backend="whisper") if _norm([w.word]) == ["no"]]
+    assert 3 <= len(starts) <= 12, starts  # without the cut: 112 on one CPU (a copy per 0.1 s at most stays)
+
+
+def test_dropped_repeats_are_counted_over_the_pieces_of_a_track(monkeypatch):
+    """The count of dropped loop words reaches what preprocessing writes to meta.json (``asr.repeats_dropped``), summed
+    over the pieces a long track is recognised in; a track without a loop records no count."""
+    from rjcma.config import load_config
+    from rjcma.data.words import Word
+    from rjcma.preprocess import transcript
+
+    p = load_config("demo").preprocess
+    wav = np.zeros(int(16000 * (2 * transcript.ASR_PIECE_S + 30)), np.float32)  # three pieces
+    n_pieces = len(transcript.pieces(wav, 16000))
+
+    def fake(dropped):
+        return lambda *a, **k: speech.Transcript([Word(0.1, 0.4, "sad")], backend="whisper", punctuates=True,
+                                                 repeats_dropped=dropped)
+
+    monkeypatch.setattr(speech, "transcribe", fake(7))
+    words, info = transcript.transcribe_track(wav, 16000, p)
+    assert n_pieces == 3 and len(words) == 3 and info["repeats_dropped"] == 21 and info["pieces"] == 3
+    monkeypatch.setattr(speech, "transcribe", fake(0))
+    assert "repeats_dropped" not in transcript.transcribe_track(wav, 16000, p)[1]
+
 
 def test_resample_preserves_duration_and_tone():
     sr = 22050

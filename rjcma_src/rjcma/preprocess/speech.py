@@ -28,10 +28,11 @@ trial-level workers instead.
 
 Repetition loops: at temperature 0 only, a segment that Whisper decodes into a loop (the same word or few words over
 and over, typically stacked at one instant at the end of the audio) is not re-decoded. On a CPU without AVX-512 one
-demo video ended in 80 copies of "sad" at 22.30 s, where the speaker said three more words. A segment whose text is
-as repetitive as faster-whisper's own threshold calls a failed decode (:data:`WHISPER_REPETITIVE`, the ratio of the
-text's length to its gzip-compressed length) loses such a trailing loop but its first copy
-(:func:`drop_trailing_loop`); the count goes into the transcript (``repeats_dropped``) and the store's meta.json.
+demo video ended in 80 copies of "sad" at 22.30 s, where the speaker said three more words. In a segment whose text
+is as repetitive as faster-whisper's own threshold calls a failed decode (:data:`WHISPER_REPETITIVE`, the ratio of
+the text's length to its gzip-compressed length), the copies of a trailing loop that pile up at one instant are
+dropped (:func:`stacked_loop_words`); copies that take time, as a speaker's real repetitions do, stay. The count goes
+into the transcript (``repeats_dropped``) and the store's meta.json.
 """
 
 from __future__ import annotations
@@ -60,6 +61,7 @@ WHISPER_TEMPERATURE = 0.0  # no sampling fallback: the same audio gives the same
 WHISPER_REPETITIVE = 2.4  # a segment's compression ratio above which its trailing loop is cut (faster-whisper's default)
 LOOP_MIN_COPIES = 3  # a trailing n-gram repeated at least this many times in a row is a loop (n = 1 ... LOOP_MAX_N)
 LOOP_MAX_N = 4
+LOOP_MIN_SECONDS_PER_WORD = 0.1  # a loop's copy starting sooner than this per word after the last one kept is stacked
 VOSK_CHUNK_SECONDS = 0.25  # streaming chunk fed to AcceptWaveform
 
 _WHISPER_HINT = (
@@ -340,36 +342,54 @@ def _loop_key(word: str) -> str:
     return "".join(ch for ch in word.lower() if ch.isalnum())
 
 
-def drop_trailing_loop(words: list[str]) -> int:
-    """How many of ``words`` (a segment's, in order) form a trailing repetition loop, less its first copy: the
-    longest run at the end of the same n words (n = 1 … :data:`LOOP_MAX_N`, case and marks ignored) repeated at least
-    :data:`LOOP_MIN_COPIES` times in a row. 0 when there is none ("sad, sad" stays)."""
+def trailing_loop(words: list[str]) -> tuple[int, int]:
+    """``(n, copies)`` of the longest run at the end of ``words`` made of the same n words (n = 1 …
+    :data:`LOOP_MAX_N`, case and marks ignored) repeated at least :data:`LOOP_MIN_COPIES` times in a row;
+    ``(0, 0)`` when there is none."""
     keys = [_loop_key(w) for w in words]
-    best = 0
-    for n in range(1, LOOP_MAX_N + 1):
+    best = (0, 0)
+    for n in range(1, min(LOOP_MAX_N, len(keys)) + 1):
         unit, copies = keys[len(keys) - n:], 0
-        if len(unit) < n:
-            break
         while len(keys) >= (copies + 1) * n and keys[len(keys) - (copies + 1) * n: len(keys) - copies * n] == unit:
             copies += 1
-        if copies >= LOOP_MIN_COPIES:
-            best = max(best, (copies - 1) * n)
+        if copies >= LOOP_MIN_COPIES and copies * n > best[0] * best[1]:
+            best = (n, copies)
     return best
+
+
+def stacked_loop_words(words: list[Any]) -> list[int]:
+    """Indices of the words of a trailing loop (:func:`trailing_loop`; ``words`` have ``.word`` and ``.start``) that
+    no one can have said: each copy that starts less than :data:`LOOP_MIN_SECONDS_PER_WORD` per word after the last
+    copy kept. Whisper stacks a loop's copies at one instant (80 copies of "sad" at 22.30 s); copies said one after
+    another ("thank you" six times) take time and stay."""
+    n, copies = trailing_loop([w.word for w in words])
+    if not copies:
+        return []
+    first = len(words) - n * copies
+    drop, last = [], float(words[first].start)
+    for c in range(1, copies):
+        i = first + c * n
+        if float(words[i].start) - last < LOOP_MIN_SECONDS_PER_WORD * n:
+            drop.extend(range(i, i + n))
+        else:
+            last = float(words[i].start)
+    return drop
 
 
 def whisper_words(segments: Iterable[Any], stats: dict | None = None) -> list[Word]:
     """faster-whisper segments → :class:`Word` rows (``word`` without marks, ``punctuated`` with them). A segment
-    more repetitive than :data:`WHISPER_REPETITIVE` loses its trailing loop (:func:`drop_trailing_loop`); ``stats``
+    more repetitive than :data:`WHISPER_REPETITIVE` loses the stacked copies of its trailing loop
+    (:func:`stacked_loop_words`); ``stats``
     (when given) counts the words dropped in ``repeats_dropped``."""
     out: list[Word] = []
     for seg in segments:
         seg_words = list(seg.words or [])
         if float(getattr(seg, "compression_ratio", 0.0) or 0.0) > WHISPER_REPETITIVE:
-            drop = drop_trailing_loop([w.word for w in seg_words])
+            drop = set(stacked_loop_words(seg_words))
             if drop:
-                seg_words = seg_words[: len(seg_words) - drop]
+                seg_words = [w for i, w in enumerate(seg_words) if i not in drop]
                 if stats is not None:
-                    stats["repeats_dropped"] = stats.get("repeats_dropped", 0) + drop
+                    stats["repeats_dropped"] = stats.get("repeats_dropped", 0) + len(drop)
         for w in seg_words:
             lead, core, trail = split_punctuation(w.word)
             if not core:  # a lone mark: attach it to the word it follows
