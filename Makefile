@@ -99,7 +99,9 @@ book:
 	  ms=$$(( ($$(date +%s%N) - start) / 1000000 ))
 	  printf "total\t%d.%03d\n" $$((ms / 1000)) $$((ms % 1000)) >> "$$RJCMA_TIMES"
 	  echo; echo "make book: time per step$$([ $$ok = 1 ] || echo ' (FAILED; steps done so far)')"; $(TIMES_TABLE) "$$RJCMA_TIMES"
-	  if [ -d _build ]; then cp "$$RJCMA_TIMES" _build/make-book-times.tsv; fi
+	  # which path ran: the arithmetic and the CPU class (the same float32 job took a third longer on an AVX2-only CPU)
+	  machine=$$($(RJCMA) info --machine --profile $(PROFILE) 2>/dev/null) && echo "ran: $$machine" || machine=""
+	  if [ -d _build ]; then cp "$$RJCMA_TIMES" _build/make-book-times.tsv; echo "$$machine" > _build/make-book-machine.txt; fi
 	  rm -f "$$RJCMA_TIMES"
 	}
 	trap report EXIT

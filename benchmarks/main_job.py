@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import subprocess
 import sys
@@ -29,7 +28,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from rjcma.runtime import cpu_bf16, usable_cpus
+from rjcma.runtime import cpu_bf16, cpu_name, usable_cpus
 
 
 def rjcma(args: list[str], env: dict[str, str]) -> float:
@@ -39,16 +38,6 @@ def rjcma(args: list[str], env: dict[str, str]) -> float:
     if r.returncode != 0:
         raise SystemExit(f"rjcma {' '.join(args)} failed:\n{r.stdout[-2000:]}\n{r.stderr[-3000:]}")
     return time.perf_counter() - t0
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def main() -> None:

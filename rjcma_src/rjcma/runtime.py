@@ -72,6 +72,46 @@ def cpu_bf16() -> bool:
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
+def cpu_name() -> str:
+    """The CPU's model name (``/proc/cpuinfo``; else the platform's processor string, else "unknown CPU")."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    import platform
+
+    return platform.processor() or "unknown CPU"
+
+
+def cpu_isa() -> str:
+    """The widest vector extension PyTorch may use on this CPU: "AMX", "AVX512-BF16", "AVX-512", "AVX2" or "older
+    than AVX2", with "(capped by the environment)" where ``ATEN_CPU_CAPABILITY`` / ``ONEDNN_MAX_CPU_ISA`` hold it at
+    AVX2 or below (how the slow class is imitated)."""
+    if _isa_capped():
+        return "AVX2 (capped by the environment)"
+    try:
+        flags = set(Path("/proc/cpuinfo").read_text().split())
+    except OSError:
+        return "unknown"
+    for flag, name in (("amx_bf16", "AMX"), ("avx512_bf16", "AVX512-BF16"), ("avx512f", "AVX-512"), ("avx2", "AVX2")):
+        if flag in flags:
+            return name
+    return "older than AVX2"
+
+
+def arithmetic(mixed_precision: str, encoder_setting: str, cpu: bool = True) -> tuple[str, str]:
+    """What training and the frozen encoders compute in on this machine for these settings: ("float32" or "bf16")
+    for each, resolved as a run resolves them (:func:`training_precision`, :func:`encoder_precision`), without the
+    fallback's warning."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", EmulatedBf16Warning)
+        train = training_precision(mixed_precision, cpu)
+        enc = encoder_precision(encoder_setting)
+    return ("bf16" if train == "bf16" else "float32"), ("bf16" if enc == "bf16" else "float32")
+
+
 def _bf16_on_cpu(setting: str, fp32: str) -> str:
     """``bf16`` asked for on the CPU: "bf16" where the CPU has native bf16, else a warning and ``fp32``."""
     if cpu_bf16():

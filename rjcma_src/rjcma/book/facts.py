@@ -22,30 +22,31 @@ from rjcma.train import cv
 from rjcma.train.results import run_id
 
 # The demo computes in float32 on every CPU (`train.mixed_precision: no`, `preprocess.encoder_precision: fp32`), so
-# one set of figures holds for every CPU of a class; those below come from the slow class: a 2-core CPU with AVX2 and
-# no bf16 units (no AVX-512), where `make book` is slowest (benchmarks/RESULTS.md, "One precision for the demo"). A
-# CPU with AVX-512 is faster at the same float32 arithmetic.
-# Seconds for the demo corpus (12 videos, 4.8 min of video in all): the corpus (`rjcma synth` in `make book`, 23 s
-# idle), the preprocessing stages per minute of video (their sum is `rjcma preprocess --workers 2` of `make book`
-# after the stand-ins' pretraining, 213 s; its split over the stages is the one the notebooks 02-05 measured on a
-# fresh copy, the float32 `features` stage scaled to that sum), and the stand-in encoders' one-off synthetic
-# pretraining (then cached per machine in ~/.cache/rjcma): `make book`'s idle preprocessing on this class, 383 s,
-# less the stages' 213 s.
+# one set of figures holds for every CPU of a class; those below come from the slow class: a 2-core AMD EPYC with AVX2
+# and no AVX-512 (no bf16 units), idle, `make book` on a fresh clone of 2026-12-07 (1,346 s in all;
+# benchmarks/RESULTS.md, "Issue 24, sixth pass"). A CPU with AVX-512 takes about a quarter less time for the same
+# float32 arithmetic.
+# Seconds for the demo corpus (12 videos, 4.8 min of video in all): the corpus (`rjcma synth`, 23.9 s), the
+# preprocessing stages per minute of video (their sum is `rjcma preprocess --workers 2` of `make book` after the
+# stand-ins' pretraining: 436 s less 195 s, 241 s; its split over the stages is the one the notebooks 02-05
+# measured on a fresh copy, the float32 `features` stage scaled to that sum), and the stand-in encoders' one-off
+# synthetic pretraining, then cached per machine in ~/.cache/rjcma (`benchmarks/standin_width.py`: 188 s for the
+# visual stand-in, about 7 s for the audio one).
 SECONDS_2_CORES = {
-    "synth_per_video_minute": 4.8,
-    "labels": 0.1, "faces": 3.3, "audio": 0.4, "speech": 1.4, "text": 0.5, "features": 38.7,  # per video minute
-    "stand_in_pretraining": 170.0,
+    "synth_per_video_minute": 5.0,
+    "labels": 0.1, "faces": 3.3, "audio": 0.4, "speech": 1.4, "text": 0.5, "features": 44.5,  # per video minute
+    "stand_in_pretraining": 195.0,
 }
 # Seconds of one demo training run, float32, one thread (`make train` runs two side by side): `rjcma experiments`'
-# wall time over the rounds of two runs it trains (669 s for 37 runs, 19 rounds; stride 150, 2026-12-07).
-TRAIN_RUN_SECONDS = 35.2
-# Seconds each notebook ran in the demo profile's `make book` (idle 2-core machine, two at a time; the runs exist):
-# the start order of side-by-side runs when a notebook has no executed copy yet, longest first, so that no long
-# notebook starts last and runs alone.
+# wall time over the rounds of two runs it trains (643 s for 37 runs, 19 rounds; stride 150).
+TRAIN_RUN_SECONDS = 33.8
+# Seconds each notebook ran in the demo profile's `make book` (the same run, two at a time; the runs exist): the
+# start order of side-by-side runs when a notebook has no executed copy yet, longest first, so that no long notebook
+# starts last and runs alone.
 NOTEBOOK_SECONDS = {
-    "02_visual": 52, "12_inference": 32, "04_text": 15, "13_paper_vs_code": 14, "05_encoders": 13,
-    "06b_equations": 11, "06a_tcn": 10, "06c_gating": 8, "07_training": 8, "08_cross_validation": 8,
-    "09_ablation": 8, "10_comparison": 7, "01_data": 6, "03_audio": 5, "11_results": 4,
+    "12_inference": 70, "02_visual": 56, "05_encoders": 17, "13_paper_vs_code": 16, "04_text": 15, "06a_tcn": 13,
+    "06c_gating": 13, "06b_equations": 13, "01_data": 10, "07_training": 10, "10_comparison": 10,
+    "03_audio": 8, "09_ablation": 8, "08_cross_validation": 8, "11_results": 8,
 }
 
 # ---- a student's first pass (the instructors' page) -------------------------------------------------------------

@@ -123,7 +123,7 @@ def _against_unimodal(target: str, rows: list[Cell], reference: str) -> tuple[st
     gap = -best.diff  # reference minus the best single modality
     folds = ""
     if best.folds_better is not None:
-        folds = f"; {reference} is ahead on {best.folds - best.folds_better} of {best.folds} folds"
+        folds = f"; {reference} is ahead of it on {best.folds - best.folds_better} of {best.folds} folds"
     outcome = "tie" if not best.beyond_noise else ("ahead" if gap > 0 else "behind")
     if outcome == "tie":
         return (f"On {target}, {reference} and the best single modality, {best.label}, cannot be told apart "

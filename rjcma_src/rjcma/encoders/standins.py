@@ -29,10 +29,11 @@ chosen by ``preprocess.encoder_init``:
     layer leaves per-dimension offsets about five times the signal's spread, and a TCN reading raw features learns
     around them only slowly (the audio-only model's arousal CCC over the six demo folds went from 0.28 to 0.34).
 
-  Cost: about two minutes on 2 CPU cores, once per machine: the weights are cached
-  (:func:`rjcma.encoders.build.stand_in_cache_dir`) and copied into each store. Limits: the body below the output
-  layer stays random and the tasks are small, so these features are far weaker and narrower than the pretrained
-  checkpoints'; the book's numbers on the demo corpus show the pipeline, not Aff-Wild2 performance.
+  Cost: about two and a half minutes on 2 CPU cores with AVX-512, three and a half with AVX2 only, once per
+  machine: the weights are cached (:func:`rjcma.encoders.build.stand_in_cache_dir`) and copied into each store.
+  Limits: the body below the output layer stays random and the tasks are small, so these features are far weaker
+  and narrower than the pretrained checkpoints'; the book's numbers on the demo corpus show the pipeline, not
+  Aff-Wild2 performance.
 
 Stand-in weights are written as safetensors to ``<store>/_encoders/<name>-<init>-seed<seed>.safetensors``
 (deterministic, reused by later runs; :mod:`rjcma.encoders.build`) and their SHA-256 goes into each trial's meta.json.

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 from matplotlib.figure import Figure
 
-from rjcma.figures.style import despine, legend_right, new_figure
+from rjcma.figures.style import LEGEND_FONT, despine, legend_right, new_figure
 
 TARGET_COLOURS = {"valence": "C0", "arousal": "C1", "mean": "k"}
 EVENT_STYLES = {"release": ("C3", "-", "release"), "plateau": ("C2", "--", "plateau (lr × factor)"),
@@ -96,9 +96,10 @@ def prediction_vs_labels(pred, labels, targets=("valence", "arousal"), fps: floa
 
 def per_fold_comparison(rows, dpi: int | None = None) -> Figure:
     """Per-fold validation CCC of each model of a ``compare --folds`` summary (rows with ``per_fold_<target>``):
-    one panel per target, folds on x, RJCMA drawn thick, each model's mean over the folds as a dashed line."""
+    one panel per target, folds on x, RJCMA drawn thick, each model's mean over the folds as a dashed line. Each
+    panel has its own legend under it, with that target's means (one legend for both would show one target's)."""
     targets = [t for t in ("valence", "arousal") if rows and f"per_fold_{t}" in rows[0]]
-    fig = new_figure(5.6 * max(1, len(targets)) + 2.4, 3.6, dpi)
+    fig = new_figure(4.4 * max(1, len(targets)), 4.4, dpi)
     axes = fig.subplots(1, max(1, len(targets)), sharey=True, squeeze=False)[0]
     folds = str(rows[0]["fold"]).split(",") if rows else []
     for ax, t in zip(axes, targets):
@@ -111,11 +112,12 @@ def per_fold_comparison(rows, dpi: int | None = None) -> Figure:
             ax.axhline(r[t], color=color, ls="--", lw=0.8, alpha=0.7)
         ax.set_xticks(range(len(folds)), folds)
         ax.set_xlabel("fold")
-        ax.set_title(f"{t}: validation CCC per fold", fontsize=9)
+        ax.set_title(f"{t}: validation CCC per fold", fontsize=10)
         ax.axhline(0, color="0.5", lw=0.5)
         despine(ax)
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), borderaxespad=0.0, ncol=1,
+                  fontsize=LEGEND_FONT + 1, frameon=False)
     axes[0].set_ylabel("CCC")
-    legend_right(axes[-1])
     fig.suptitle("every fold: the unimodal models and RJCMA (dashed: mean over the folds)")
     return fig
 
