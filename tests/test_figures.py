@@ -168,6 +168,29 @@ def test_figure_has_title_labels_and_a_legend_that_covers_nothing(name):
             assert not box.overlaps(ax.get_window_extent(renderer)), f"a legend covers the data area of axes {i}"
 
 
+@pytest.mark.parametrize("name", list(FIGURES))
+def test_every_text_of_a_figure_is_readable_in_the_book(name):
+    """Shown in the book's text column (a 1280 px window), the figure's smallest text is at least MIN_TEXT_PX tall:
+    a figure drawn wider than the column is shrunk, and its legends with it."""
+    from rjcma.config import load_config
+    from rjcma.figures.style import MIN_TEXT_PX, shown_text_px
+
+    fig = FIGURES[name]()
+    px = shown_text_px(fig, load_config("demo").book.figure_dpi)
+    assert px >= MIN_TEXT_PX, f"{name}: its smallest text is {px:.1f} px tall on the page"
+
+
+def test_the_readability_check_catches_a_wide_figure():
+    from rjcma.figures.style import BOOK_COLUMN_PX, MIN_TEXT_PX, shown_text_px
+
+    fig = Figure(figsize=(13, 3))  # drawn without new_figure's cap
+    ax = fig.subplots()
+    ax.plot([0, 1], label="x")
+    ax.legend(fontsize=7)
+    assert shown_text_px(fig, 110) < MIN_TEXT_PX
+    assert shown_text_px(fig, 110) == pytest.approx(7 * 110 / 72 * BOOK_COLUMN_PX / (13 * 110))
+
+
 def test_the_covering_check_catches_a_legend_inside_the_axes():
     fig = Figure()
     ax = fig.subplots()

@@ -88,9 +88,14 @@ def noise_note(info: Mapping[str, Any]) -> str:
     if kinds == {"trial"}:
         return (f"The {level} % intervals resample the validation trials ({counts}), so they include how the score "
                 "moves from one recording to another.")
-    frames = sorted({u.get("block_frames") for u in units.values() if u.get("block_frames")})
-    return (f"Each fold has fewer than 8 validation trials, so the {level} % intervals resample blocks of "
-            f"{'/'.join(map(str, frames))} consecutive frames inside them ({counts} blocks) instead of whole trials. "
+    frames = {u.get("block_frames") for u in units.values() if u.get("block_frames")}
+    if len(frames) == 1:
+        blocks = f"blocks of {frames.pop()} consecutive frames inside them ({counts} blocks)"
+    else:  # each fold's block length beside its count, in fold order
+        blocks = "blocks of consecutive frames inside them (" + ", ".join(
+            f"fold {f}: {u.get('count')} blocks of {u.get('block_frames')} frames" for f, u in units.items()) + ")"
+    return (f"Each fold has fewer than 8 validation trials, so the {level} % intervals resample {blocks} "
+            "instead of whole trials. "
             "They show how much a score depends on which stretches of these few recordings were scored; they are "
             "narrower than the spread over new subjects and say nothing about other people, so a difference that "
             "only just excludes zero is weak evidence.")

@@ -7,6 +7,7 @@ from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
+from matplotlib.ticker import MaxNLocator, MultipleLocator
 
 from rjcma.data.windows import window_starts
 from rjcma.figures.style import despine, legend_right, new_figure
@@ -53,6 +54,8 @@ def va_histogram(labels, bins: int = 40, title: str = "", dpi: int | None = None
     ax.set_xlabel("valence [−1, 1]")
     ax.set_ylabel("arousal [−1, 1]")
     ax.set_aspect("equal")
+    for axis in (ax.xaxis, ax.yaxis):  # ticks every 0.5: at 0.25 the x labels ran into each other
+        axis.set_major_locator(MultipleLocator(0.5))
     fig.suptitle(title or f"{len(y):,} annotated frames")
     return fig
 
@@ -69,10 +72,13 @@ def _draw_windows(ax, starts: list[int], n: int, K: int, stride: int) -> None:  
     ax.set_ylim(len(starts) - 0.5, -0.5)
     ax.set_yticks([])
     ax.set_ylabel("windows")
-    handles = [Patch(color="tab:blue", alpha=0.8, label=f"every {stride} frames"),
-               Patch(color="tab:orange", alpha=0.8, label="aligned to the end"),
-               Patch(facecolor="none", edgecolor="0.5", hatch="///", label="padding (masked)"),
-               Line2D([], [], color="k", lw=0.8, label="end of the trial")]
+    # the legend names only what this trial's windows show
+    handles = [Patch(color="tab:blue", alpha=0.8, label=f"every {stride} frames")]
+    if any(s % stride for s in starts):
+        handles.append(Patch(color="tab:orange", alpha=0.8, label="aligned to the end"))
+    if any(n - s < K for s in starts):
+        handles.append(Patch(facecolor="none", edgecolor="0.5", hatch="///", label="padding (masked)"))
+    handles.append(Line2D([], [], color="k", lw=0.8, label="end of the trial"))
     ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0, fontsize=7,
               frameon=False)
 
@@ -93,6 +99,7 @@ def window_tiling(n: int, K: int, stride: int, sequence=None, merged=None, title
     axes[1].step(np.arange(n), count, where="post", color="0.3")
     axes[1].set_ylabel("windows\nper frame")
     axes[1].set_ylim(0, count.max() + 0.5)
+    axes[1].yaxis.set_major_locator(MaxNLocator(integer=True))  # a count of windows
     if rows == 3:
         ax = axes[2]
         ax.plot(np.arange(n), np.asarray(sequence), color="0.6", lw=3, label="sequence")
@@ -102,7 +109,7 @@ def window_tiling(n: int, K: int, stride: int, sequence=None, merged=None, title
         ax.set_ylabel("value")
     axes[-1].set_xlabel("frame")
     axes[-1].set_xlim(0, max(n, K) + 1)
-    fig.suptitle(title or f"n = {n} frames, K = {K}, stride {stride}: {len(starts)} windows")
+    fig.suptitle(title or f"n = {n} frames, K = {K}, stride {stride}: {len(starts)} window{'s' * (len(starts) != 1)}")
     return fig
 
 

@@ -52,7 +52,7 @@ def word_timeline(words, waveform, sample_rate, reference=None, title: str = "",
         ax = axes[2]
         for s, e, txt in reference:
             ax.barh(0, e - s, left=s, height=0.8, color="0.85", edgecolor="0.4", lw=0.4)
-            ax.text((s + e) / 2, 0, txt, ha="center", va="center", fontsize=6, clip_on=True)
+            ax.text((s + e) / 2, 0, txt, ha="center", va="center", fontsize=7, clip_on=True)
         ax.set_yticks([])
         ax.set_ylabel("script")
     axes[-1].set_xlim(0, t_end)

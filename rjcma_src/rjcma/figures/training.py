@@ -9,8 +9,9 @@ from matplotlib.figure import Figure
 from rjcma.figures.style import LEGEND_FONT, despine, legend_right, new_figure
 
 TARGET_COLOURS = {"valence": "C0", "arousal": "C1", "mean": "k"}
-EVENT_STYLES = {"release": ("C3", "-", "release"), "plateau": ("C2", "--", "plateau (lr × factor)"),
-                "stop": ("k", ":", "stop")}
+# an event of epoch e is drawn where it takes effect, at the end of that epoch (x = e + 1)
+EVENT_STYLES = {"release": ("C3", "-", "release (end of its epoch)"),
+                "plateau": ("C2", "--", "plateau: lr × factor (end of its epoch)"), "stop": ("k", ":", "stop")}
 
 
 def schedule(sim: list[dict], n_steps: int, title: str = "", dpi: int | None = None) -> Figure:

@@ -125,9 +125,10 @@ def show_outputs(items: dict[str, str]) -> None:
             rows.append([what, desc, ""])
             continue
         shown = p.relative_to(common) if common is not None and str(common) not in ("", ".") else p
-        rows.append([f"`{shown}`", desc, "written" if p.exists() else "not written"])
+        rows.append([f"`{shown}`", desc, "yes" if p.exists() else "not yet"])
     where = f" (in `{common}`)" if common is not None and str(common) not in ("", ".") else ""
-    show_table([f"output{where}", "what it is", "here"], rows)
+    # "on disk", not "written": a chapter that only reads (the results chapter) lists what it read
+    show_table([f"output{where}", "what it is", "on disk"], rows)
 
 
 def glue_all(values: dict[str, Any]) -> None:

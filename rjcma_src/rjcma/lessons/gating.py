@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from rjcma import paper_numbers
+from rjcma.book.citations import cite_paper_refs
 from rjcma.config import Config
 from rjcma.data.dataset import WindowDataset, make_loader
 from rjcma.data.store import Store
@@ -89,7 +90,7 @@ def family_table(runs: dict[str, list[Path]], store: str | Path | None = None) -
         mods = "+".join(m[0].upper() for m in FUSIONS[f].compare_modalities())
         diffs = [_ci(t.diff) if t.diff else "reference" for t in (v, a)]
         both = f"{f3(pv)} / {f3(pa)}" if pv is not None else "—"
-        rows.append([f"{labels[f]} · {mods}", _ci(v.ccc), _ci(a.ccc), *diffs, both, source])
+        rows.append([f"{cite_paper_refs(labels[f])} · {mods}", _ci(v.ccc), _ci(a.ccc), *diffs, both, source])
         values[f] = {"valence": v.ccc.estimate, "arousal": a.ccc.estimate, "mean": mean,
                      "diff_valence": v.diff.estimate if v.diff else 0.0,
                      "diff_arousal": a.diff.estimate if a.diff else 0.0}
