@@ -267,3 +267,17 @@ def test_paper_profile_does_not_invent_a_corpus(tmp_path):
     with pytest.raises(RjcmaError, match="corpus not found"):
         building.ensure_corpus(cfg)
     assert not (tmp_path / "affwild2").exists()
+
+
+def test_the_face_strip_shows_both_sides_of_the_first_gap():
+    from rjcma.lessons.visual import first_gap_rows
+
+    mask = np.ones(600, bool)
+    mask[492:512] = False  # a 20-row gap, as in the demo's first validation trial
+    mask[530:540] = False
+    assert first_gap_rows(mask) == (487, 30)  # rows 487-516: 5 with a face, the gap, 5 with a face
+    assert first_gap_rows(mask, most=24) == (487, 24)
+    assert first_gap_rows(np.ones(10, bool)) == (0, 10)
+    end_gap = np.ones(20, bool)
+    end_gap[17:] = False
+    assert first_gap_rows(end_gap) == (12, 8)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 from matplotlib.figure import Figure
 
-from rjcma.figures.style import LEGEND_FONT, despine, legend_right, new_figure
+from rjcma.figures.style import LEGEND_FONT, MAX_WIDTH, despine, legend_right, new_figure
 
 TARGET_COLOURS = {"valence": "C0", "arousal": "C1", "mean": "k"}
 # an event of epoch e is drawn where it takes effect, at the end of that epoch (x = e + 1)
@@ -45,7 +45,7 @@ def training_history(rows, title: str = "", dpi: int | None = None) -> Figure:
     """Loss, validation CCC and learning rate over epochs (history.csv rows as dicts); release/plateau/stop events
     marked as vertical lines."""
     ep = np.array([int(r["epoch"]) for r in rows])
-    fig = new_figure(13, 3.4, dpi)
+    fig = new_figure(MAX_WIDTH, 3.9, dpi)  # three panels across the book's column, their legends under them
     axes = fig.subplots(1, 3)
     axes[0].plot(ep, _column(rows, "train_loss"), "o-", label="train loss (1 − CCC)")
     axes[0].set_ylabel("loss (1 − CCC)")
@@ -70,8 +70,9 @@ def training_history(rows, title: str = "", dpi: int | None = None) -> Figure:
         axes[2].plot([], [], color=colour, ls=ls, label=label)
     for ax in axes:
         ax.set_xlabel("epoch")
-    legend_right(axes[1])
-    legend_right(axes[2])
+    for ax in axes[1:]:
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.22), borderaxespad=0.0, fontsize=LEGEND_FONT,
+                  frameon=False)
     fig.suptitle(title or "one training run, epoch by epoch")
     return fig
 

@@ -28,3 +28,18 @@ def check_int8_share(answer: float | None, faces: np.ndarray) -> Verdict:
     """Exercise: share of the stored face pixels above 127 (the ones an int8 array would wrap to negatives)."""
     return check_value("share of pixels above 127", answer, float((np.asarray(faces).astype(np.int16) > 127).mean()),
                        1e-12, "all of them would turn negative as int8")
+
+
+def first_gap_rows(mask: np.ndarray, around: int = 5, most: int = 36) -> tuple[int, int]:
+    """(start, n): the rows to show so that the first run of rows without a face is seen with ``around`` rows on
+    each side of it (at most ``most`` rows; from row 0 when every row has a face)."""
+    mask = np.asarray(mask, bool)
+    missing = np.flatnonzero(~mask)
+    if not len(missing):
+        return 0, min(len(mask), most)
+    first = int(missing[0])
+    after = np.flatnonzero(mask[first:])
+    last = first + (int(after[0]) - 1 if len(after) else len(mask) - 1 - first)  # the gap's last row
+    start = max(0, first - around)
+    end = min(len(mask), last + around + 1)
+    return start, min(most, end - start)
