@@ -57,7 +57,7 @@ def recursion_effect(stats: dict, names, dpi: int | None = None) -> Figure:
         ax.set_xlabel("iteration / layer l (0 = input)")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
-    legend_right(axes[1])
+    legend_right(axes[1], handlelength=3.5)  # long handles: the line style (paper / released) shows past the marker
     fig.suptitle("what each iteration does to the features: size and direction against the input")
     return fig
 

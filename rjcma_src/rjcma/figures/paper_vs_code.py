@@ -34,7 +34,8 @@ def last_word_features(frames, released_frames, words, fps: float, dpi: int | No
     ax.plot(t, np.linalg.norm(frames, axis=1), label="ours", lw=2)
     ax.plot(t, np.linalg.norm(released_frames, axis=1), "--", label="released", lw=1.5)
     for w in words:
-        ax.text((w.start + w.end) / 2, 0.05, w.word, ha="center", fontsize=8, transform=ax.get_xaxis_transform())
+        ax.text((w.start + w.end) / 2, 0.05, w.word, ha="center", fontsize=8, transform=ax.get_xaxis_transform(),
+                bbox={"facecolor": "white", "edgecolor": "none", "pad": 1.0, "alpha": 0.85}, zorder=4)  # not struck
     ax.set_xlabel("time (s)")
     ax.set_ylabel("‖word feature‖")
     legend_right(ax)

@@ -67,7 +67,10 @@ def receptive_fields(kernel_sizes=(3, 5, 7), max_levels: int = 6, marks: dict | 
     for k in kernel_sizes:
         ax.plot(L, [receptive_field(k, n) for n in L], marker="o", ms=3, label=f"kernel {k}: 1+2(k-1)(2^L-1)")
     for i, (label, (_k, n, measured)) in enumerate((marks or {}).items()):
-        ax.scatter([n], [measured], s=90, marker="*Ds^"[i % 4], zorder=3, label=f"{label} (measured)")
+        # the first mark filled and large, the others hollow on top of it: two TCNs of one receptive field (the
+        # profile's and the released one) both stay visible
+        style = {"s": 160} if i == 0 else {"s": 80, "facecolors": "none", "edgecolors": f"C{3 + i}", "linewidths": 1.6}
+        ax.scatter([n], [measured], marker="*Ds^"[i % 4], zorder=3 + i, label=f"{label} (measured)", **style)
     if K:
         ax.axhline(K, color="0.4", ls="--", lw=1, label=f"window K = {K}")
     ax.set_yscale("log", base=2)
