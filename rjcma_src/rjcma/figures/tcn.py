@@ -117,12 +117,18 @@ def causality(diffs: dict, t0: int, rfs: dict | None = None, dpi: int | None = N
     receptive field after it. ``diffs``: ``{label: (K,)}``; ``rfs``: ``{label: receptive field}`` shaded."""
     fig = new_figure(9.5, 3.2, dpi)
     ax = fig.subplots()
+    colours, n = {}, 0
     for label, d in diffs.items():
         d = np.asarray(d)
-        line = ax.plot(np.arange(len(d)), d / (d.max() + 1e-12), lw=1.2, label=label)[0]
+        colours[label] = ax.plot(np.arange(len(d)), d / (d.max() + 1e-12), lw=1.2, label=label)[0].get_color()
+        n = max(n, len(d))
+    shared: dict[int, list[str]] = {}  # one shading per receptive field: equal ones would hide each other
+    for label in diffs:
         if rfs and label in rfs:
-            ax.axvspan(t0, min(len(d) - 1, t0 + rfs[label] - 1), color=line.get_color(), alpha=0.08,
-                       label=f"{label}: receptive field after t0")
+            shared.setdefault(int(rfs[label]), []).append(label)
+    for rf, labels in shared.items():
+        ax.axvspan(t0, min(n - 1, t0 + rf - 1), color=colours[labels[0]], alpha=0.08,
+                   label=f"{' and '.join(labels)}: receptive field after t0 ({rf} frames)")
     ax.axvline(t0, color="k", lw=0.8, ls=":", label=f"input changed at frame {t0}")
     ax.set_xlabel("output frame")
     ax.set_ylabel("|Δ output| / max (symlog)")
