@@ -21,7 +21,7 @@ import pytest
 
 from rjcma.encoders.logmel import resample
 from rjcma.errors import MissingAssetError, RjcmaError
-from rjcma.preprocess import speech
+from rjcma.preprocess import asr_loops, speech
 from rjcma.preprocess.speech import transcribe
 
 SENTENCE = "The quick brown fox jumps over the lazy dog. Then it runs into the forest and sleeps until morning."
@@ -107,11 +107,11 @@ def test_whisper_words_attaches_lone_marks():
 def test_trailing_repetition_loops_are_found():
     """A loop is the same n words (n <= 4, case and marks ignored) at least three times in a row at the end. A word
     said twice ("lonely, lonely") and a repetition before the end are not loops."""
-    assert speech.trailing_loop(["so", "sad,", "sad,", "Sad.", "sad"]) == (1, 4)
-    assert speech.trailing_loop(["so", "lonely,", "lonely"]) == (0, 0)
-    assert speech.trailing_loop(["I", "feel", "a", "b", "a", "b", "a", "b"]) == (2, 3)
-    assert speech.trailing_loop(["sad", "sad", "sad", "then", "calm"]) == (0, 0)
-    assert speech.trailing_loop([]) == (0, 0)
+    assert asr_loops.trailing_loop(["so", "sad,", "sad,", "Sad.", "sad"]) == (1, 4)
+    assert asr_loops.trailing_loop(["so", "lonely,", "lonely"]) == (0, 0)
+    assert asr_loops.trailing_loop(["I", "feel", "a", "b", "a", "b", "a", "b"]) == (2, 3)
+    assert asr_loops.trailing_loop(["sad", "sad", "sad", "then", "calm"]) == (0, 0)
+    assert asr_loops.trailing_loop([]) == (0, 0)
 
 
 def _words(timed):
@@ -124,10 +124,10 @@ def test_only_the_stacked_copies_of_a_loop_go():
     thanks = [("Thank", 0.0, 0.4), ("you,", 0.4, 0.72), ("thank", 0.72, 0.9), ("you,", 0.9, 1.5), ("thank", 1.5, 1.5),
               ("you,", 1.5, 2.06), ("thank", 2.06, 2.06), ("you,", 2.06, 2.54), ("thank", 2.54, 2.54),
               ("you,", 2.54, 2.54), ("thank", 2.8, 2.8), ("you.", 2.8, 3.12)]
-    assert speech.stacked_loop_words(_words(thanks)) == []
+    assert asr_loops.stacked_loop_words(_words(thanks)) == []
     no = [("No,", 0.0, 0.54), ("no,", 2.0, 2.5), ("no,", 2.86, 2.98), ("no,", 2.98, 3.36), ("no,", 3.36, 3.52)]
     no += [("no,", 3.92, 3.92)] * 50
-    assert speech.stacked_loop_words(_words(no)) == list(range(6, 55))
+    assert asr_loops.stacked_loop_words(_words(no)) == list(range(6, 55))
 
 
 def test_whisper_words_cut_a_loop_only_in_a_repetitive_segment():

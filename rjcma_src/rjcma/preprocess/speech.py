@@ -52,6 +52,7 @@ from rjcma.assets import find_asset, resolve_asset
 from rjcma.data.words import Word  # the one word record (also what words.csv holds)
 from rjcma.encoders.logmel import resample
 from rjcma.errors import MissingAssetError, RjcmaError
+from rjcma.preprocess.asr_loops import stacked_loop_words
 
 log = logging.getLogger(__name__)
 
@@ -59,9 +60,6 @@ BACKENDS = ("whisper", "vosk", "none")
 WHISPER_RATE = 16000  # faster-whisper expects 16 kHz mono float32
 WHISPER_TEMPERATURE = 0.0  # no sampling fallback: the same audio gives the same words (module docstring)
 WHISPER_REPETITIVE = 2.4  # a segment's compression ratio above which its trailing loop is cut (faster-whisper's default)
-LOOP_MIN_COPIES = 3  # a trailing n-gram repeated at least this many times in a row is a loop (n = 1 ... LOOP_MAX_N)
-LOOP_MAX_N = 4
-LOOP_MIN_SECONDS_PER_WORD = 0.1  # a loop's copy starting sooner than this per word after the last one kept is stacked
 VOSK_CHUNK_SECONDS = 0.25  # streaming chunk fed to AcceptWaveform
 
 _WHISPER_HINT = (
@@ -338,49 +336,11 @@ def _whisper_decode(model: Any, x: np.ndarray, language: str | None, beam_size: 
     return whisper_words(segments, stats)
 
 
-def _loop_key(word: str) -> str:
-    return "".join(ch for ch in word.lower() if ch.isalnum())
-
-
-def trailing_loop(words: list[str]) -> tuple[int, int]:
-    """``(n, copies)`` of the longest run at the end of ``words`` made of the same n words (n = 1 …
-    :data:`LOOP_MAX_N`, case and marks ignored) repeated at least :data:`LOOP_MIN_COPIES` times in a row;
-    ``(0, 0)`` when there is none."""
-    keys = [_loop_key(w) for w in words]
-    best = (0, 0)
-    for n in range(1, min(LOOP_MAX_N, len(keys)) + 1):
-        unit, copies = keys[len(keys) - n:], 0
-        while len(keys) >= (copies + 1) * n and keys[len(keys) - (copies + 1) * n: len(keys) - copies * n] == unit:
-            copies += 1
-        if copies >= LOOP_MIN_COPIES and copies * n > best[0] * best[1]:
-            best = (n, copies)
-    return best
-
-
-def stacked_loop_words(words: list[Any]) -> list[int]:
-    """Indices of the words of a trailing loop (:func:`trailing_loop`; ``words`` have ``.word`` and ``.start``) that
-    no one can have said: each copy that starts less than :data:`LOOP_MIN_SECONDS_PER_WORD` per word after the last
-    copy kept. Whisper stacks a loop's copies at one instant (80 copies of "sad" at 22.30 s); copies said one after
-    another ("thank you" six times) take time and stay."""
-    n, copies = trailing_loop([w.word for w in words])
-    if not copies:
-        return []
-    first = len(words) - n * copies
-    drop, last = [], float(words[first].start)
-    for c in range(1, copies):
-        i = first + c * n
-        if float(words[i].start) - last < LOOP_MIN_SECONDS_PER_WORD * n:
-            drop.extend(range(i, i + n))
-        else:
-            last = float(words[i].start)
-    return drop
-
-
 def whisper_words(segments: Iterable[Any], stats: dict | None = None) -> list[Word]:
     """faster-whisper segments → :class:`Word` rows (``word`` without marks, ``punctuated`` with them). A segment
     more repetitive than :data:`WHISPER_REPETITIVE` loses the stacked copies of its trailing loop
-    (:func:`stacked_loop_words`); ``stats``
-    (when given) counts the words dropped in ``repeats_dropped``."""
+    (:func:`rjcma.preprocess.asr_loops.stacked_loop_words`); ``stats`` (when given) counts the words dropped in
+    ``repeats_dropped``."""
     out: list[Word] = []
     for seg in segments:
         seg_words = list(seg.words or [])
