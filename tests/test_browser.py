@@ -1,7 +1,7 @@
 """The built book in headless Chromium, as a reader sees it at a laptop's width (1280 px): every page of the table of
 contents loads with no missing resource, no console error and no request leaving the machine; equations are typeset
 by the local MathJax; every figure loads; nothing on a page scrolls sideways or sticks out of the article column
-(code, outputs, equations, tables, the page itself); no page shows raw markup (a markdown table's pipes, reST roles,
+(code, outputs, equations, tables, the page itself); no line starts with the comma after an equation; no page shows raw markup (a markdown table's pipes, reST roles,
 ``$$``, MyST roles, numpy reprs), an unresolved reference or a path of the machine that built it; every internal
 link resolves; the results pages hold real ``<table>``s with the expected rows and a verdict in words under the
 comparison tables; each notebook page's ``.ipynb`` download works offline.
@@ -69,6 +69,26 @@ OVERFLOW_JS = """() => {
   }
   const d = document.documentElement;
   if (d.scrollWidth > d.clientWidth + 1) out.push(`the page scrolls sideways (${d.scrollWidth} > ${d.clientWidth})`);
+  return out;
+}"""
+# a line that starts with the punctuation after an inline equation ("step $t$, weighs" broken before the comma), or
+# an inline equation on the line after its opening bracket (rjcma.book.nowrap binds them)
+STRANDED_JS = """() => {
+  const out = [];
+  for (const m of document.querySelectorAll('main mjx-container:not([display="true"])')) {
+    const host = m.closest('span.math') || m, box = m.getBoundingClientRect();
+    if (box.width === 0) continue;
+    const at = (n, i) => { const r = document.createRange(); r.setStart(n, i); r.setEnd(n, i + 1);
+                           return r.getBoundingClientRect(); };
+    let n = host.nextSibling;
+    if (!n && host.parentElement.classList.contains('nowrap')) n = host.parentElement.nextSibling;
+    if (n && n.nodeType === 3 && /^[,.;:!?)\]]/.test(n.textContent) && at(n, 0).top >= box.bottom - 2)
+      out.push(`"${n.textContent.trim().slice(0, 20)}" starts a line after the equation ${m.textContent.slice(0, 30)}`);
+    const p = host.previousSibling;
+    if (p && p.nodeType === 3 && /[(\[]$/.test(p.textContent)
+        && at(p, p.textContent.length - 1).bottom <= box.top + 2)
+      out.push(`the equation ${m.textContent.slice(0, 30)} starts a line after its "("`);
+  }
   return out;
 }"""
 # what a reader must never see in a page's text (outside code): markup that was not rendered, a numpy repr
@@ -176,6 +196,7 @@ def test_every_page_loads_offline(site, browser):
                 found.append(f"raw markdown table in the text: {prose[max(0, m.start() - 40):m.end() + 40]!r}")
                 break
         found += page.evaluate(OVERFLOW_JS)
+        found += page.evaluate(STRANDED_JS)
         m = RAW_MARKUP.search(prose)
         if m:
             found.append(f"raw markup in the text: {prose[max(0, m.start() - 40):m.end() + 40]!r}")

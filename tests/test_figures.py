@@ -201,6 +201,33 @@ def test_the_covering_check_catches_a_legend_inside_the_axes():
     assert leg.get_window_extent(canvas.get_renderer()).overlaps(ax.get_window_extent(canvas.get_renderer()))
 
 
+@pytest.mark.parametrize("reference", [False, True])
+def test_word_labels_never_overlap_in_a_dense_stretch(reference):
+    """An utterance at three words a second in a 24 s trial, as the text chapter shows one: no two labels of the
+    timeline's word row, nor of its script row, overlap on the page (two alternating rows did), and none is cut by
+    the axes' edge (the first utterance starts at 0.1 s)."""
+    said = "and then the quick brown fox jumped over all of the lazy dogs, which surprised everyone there".split()
+    words = [Word(0.1 + 0.33 * i, 0.35 + 0.33 * i, w, 0.9, w) for i, w in enumerate(said)]
+    parts = [words[i:i + 6] for i in range(0, len(words), 6)]  # the script: one span per utterance
+    ref = [(p[0].start, p[-1].end, " ".join(w.word for w in p)) for p in parts] if reference else None
+    fig = text.word_timeline(words, np.zeros(16000 * 24, np.float32), 16000, reference=ref)
+    canvas = FigureCanvasAgg(fig)
+    fig.set_dpi(110)
+    canvas.draw()
+    renderer = canvas.get_renderer()
+    rows = fig.axes[1:3] if reference else fig.axes[1:2]
+    for ax in rows:
+        boxes = [t.get_window_extent(renderer) for t in ax.texts]
+        assert len(boxes) == (len(words) if ax is fig.axes[1] else len(ref))
+        clash = [(a_t.get_text(), b_t.get_text()) for i, (a_t, a) in enumerate(zip(ax.texts, boxes))
+                 for b_t, b in list(zip(ax.texts, boxes))[i + 1:]
+                 if a.overlaps(b) and min(a.x1, b.x1) - max(a.x0, b.x0) > 1 and min(a.y1, b.y1) - max(a.y0, b.y0) > 1]
+        assert not clash, f"{ax.get_ylabel()}: overlapping labels {clash[:5]}"
+        edge = ax.get_window_extent(renderer)
+        cut = [t.get_text() for t, b in zip(ax.texts, boxes) if b.x0 < edge.x0 - 0.5 or b.x1 > edge.x1 + 0.5]
+        assert not cut, f"{ax.get_ylabel()}: labels cut by the axes' edge {cut}"
+
+
 def test_rendering_the_predict_png_keeps_the_notebook_backend(tmp_path):
     """Rendering the PNG of ``rjcma predict`` leaves the process's backend alone: a notebook that scores a video
     (the inference chapter) shows its next figure inline. Run in a fresh interpreter with the notebooks' backend."""

@@ -345,6 +345,29 @@ def test_jupyter_book_on_the_repository_stops_before_writing(tmp_path):
     assert "rjcma.book.guard" in conf["sphinx"]["config"]["extensions"]
 
 
+def test_inline_math_keeps_the_punctuation_touching_it():
+    """The book's extension puts an inline equation and the punctuation that touches it in one ``nowrap`` node (the
+    browser test checks the built pages); spaced text and display math are left alone."""
+    from docutils import nodes
+
+    from rjcma.book.nowrap import bind_math_punctuation
+
+    para = nodes.paragraph("", "", nodes.Text("at each step "), nodes.math("", "t"), nodes.Text(", weighs them ("),
+                           nodes.math("", r"d \times K"), nodes.Text("), then "), nodes.math("", "x"),
+                           nodes.Text(" and more"))
+    doc = nodes.document(None, None)
+    doc += para
+    doc += nodes.math_block("", "y = x,")
+    assert bind_math_punctuation(doc) == 2
+    assert para.astext() == r"at each step t, weighs them (d \times K), then x and more"  # the text is unchanged
+    boxes = [c for c in para.children if isinstance(c, nodes.inline)]
+    assert [b.astext() for b in boxes] == ["t,", r"(d \times K),"] and all(b["classes"] == ["nowrap"] for b in boxes)
+    assert bind_math_punctuation(doc) == 0  # applied twice, nothing more is wrapped
+    conf = yaml.safe_load((REPO / "_config.yml").read_text())
+    assert "rjcma.book.nowrap" in conf["sphinx"]["config"]["extensions"]
+    assert "span.nowrap" in (REPO / "_static" / "rjcma.css").read_text()
+
+
 @pytest.mark.slow
 def test_jupyter_book_build_dot_leaves_the_book_alone(tmp_path):
     """The command a Jupyter Book user types, on a copy of the repository with a book already built: it fails

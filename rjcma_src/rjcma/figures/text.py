@@ -7,6 +7,8 @@ import numpy as np
 from matplotlib.cm import ScalarMappable
 from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
+from matplotlib.font_manager import FontProperties
+from matplotlib.textpath import TextPath
 
 from rjcma.figures.style import legend_right, new_figure
 
@@ -21,43 +23,78 @@ def _envelope(ax, x: np.ndarray, sample_rate: float) -> None:
         ax.fill_between(tt, env.min(1), env.max(1), color="0.55", lw=0)
 
 
+def _label_lanes(ax, spans, labels, fontsize: float, max_lanes: int = 4,
+                 pad_px: float = 5.0) -> tuple[list[int], list[float]]:
+    """A lane (0 = top) and an x position (data units) for each span's label, so that no two labels of a lane
+    overlap on the page and none is cut by the axes' edges. A label is centred on its span, moved inwards where it
+    would stick out of the axes, and goes to the first lane whose last label ends before it starts (widths measured
+    at the figure's size, with the layout done and the x limits set); when every lane is taken, to the lane whose
+    last label ends first."""
+    prop = FontProperties(size=fontsize)
+    px_per_pt = ax.figure.dpi / 72
+    to_px, to_data = ax.transData.transform, ax.transData.inverted().transform
+    x0, x1 = ax.get_window_extent().intervalx
+    ends = [-np.inf] * max_lanes
+    lanes, xs = [], []
+    for (s, e), text in zip(spans, labels):
+        # the outline's width, plus 10 %: rendered at another dpi, glyph advances snap to whole pixels (7 pt text
+        # came out 6 % wider at 110 dpi than at 100)
+        half = 0.55 * TextPath((0, 0), text, prop=prop).get_extents().width * px_per_pt if text.strip() else 0.0
+        mid = float(np.clip(to_px(((s + e) / 2, 0))[0], x0 + half + 4, max(x0 + half + 4, x1 - half - 4)))
+        free = [k for k in range(max_lanes) if ends[k] + pad_px <= mid - half]
+        k = free[0] if free else int(np.argmin(ends))
+        ends[k] = mid + half
+        lanes.append(k)
+        xs.append(float(to_data((mid, 0))[0]))
+    return lanes, xs
+
+
+def _labelled_bars(ax, spans, labels, colors, fontsize: float = 7, max_lanes: int = 4) -> int:
+    """One bar per span with its label, the bars of overlapping labels in lanes stacked downwards; the number of
+    lanes used."""
+    lanes, xs = _label_lanes(ax, spans, labels, fontsize, max_lanes)
+    for (s, e), text, color, k, x in zip(spans, labels, colors, lanes, xs):
+        ax.barh(-k, max(e - s, 1e-3), left=s, height=0.8, color=color, edgecolor="0.3", lw=0.3)
+        ax.text(x, -k, text, ha="center", va="center", fontsize=fontsize, clip_on=True)
+    used = max(lanes, default=0) + 1
+    ax.set_yticks([])
+    ax.set_ylim(-used + 0.4, 0.6)
+    return used
+
+
 def word_timeline(words, waveform, sample_rate, reference=None, title: str = "", dpi: int | None = None) -> Figure:
     """The waveform with one box per recognised word (start..end), labelled with its punctuated text and
     shaded by ASR confidence; ``reference``: optional (start, end, text) spans drawn underneath (e.g. the
-    demo corpus's script)."""
+    demo corpus's script). Words whose labels would overlap go to lanes below one another."""
     x = np.asarray(waveform, dtype=np.float32)
     t_end = max(len(x) / float(sample_rate), max((w.end for w in words), default=0.0))
     rows = 3 if reference else 2
-    fig = new_figure(11, 1.6 * rows + 1.0, dpi)
+    fig = new_figure(11, 1.9 * rows + 1.0, dpi)
     axes = fig.subplots(rows, 1, sharex=True,
-                        gridspec_kw={"height_ratios": [2, 1.2] + ([0.8] if reference else [])})
+                        gridspec_kw={"height_ratios": [2, 1.6] + ([1.2] if reference else [])})
+    cmap = matplotlib.colormaps["viridis"]
+    fig.colorbar(ScalarMappable(norm=Normalize(0, 1), cmap=cmap), ax=list(axes), label="ASR confidence",
+                 fraction=0.025, pad=0.01)
     ax = axes[0]
     _envelope(ax, x, sample_rate)
     for w in words:
         ax.axvspan(w.start, w.end, color="tab:blue", alpha=0.12, lw=0)
     ax.set_ylabel("amplitude")
-    ax = axes[1]
-    cmap = matplotlib.colormaps["viridis"]
-    for i, w in enumerate(words):
-        y = i % 2
-        ax.barh(y, max(w.end - w.start, 1e-3), left=w.start, height=0.8, color=cmap(w.confidence), edgecolor="k",
-                lw=0.3)
-        ax.text((w.start + w.end) / 2, y, w.punctuated, ha="center", va="center", fontsize=7, clip_on=True)
-    ax.set_yticks([])
-    ax.set_ylim(-0.6, 1.6)
-    ax.set_ylabel("words")
-    fig.colorbar(ScalarMappable(norm=Normalize(0, 1), cmap=cmap), ax=list(axes), label="ASR confidence",
-                 fraction=0.025, pad=0.01)
+    axes[1].set_ylabel("words")
     if reference:
-        ax = axes[2]
-        for s, e, txt in reference:
-            ax.barh(0, e - s, left=s, height=0.8, color="0.85", edgecolor="0.4", lw=0.4)
-            ax.text((s + e) / 2, 0, txt, ha="center", va="center", fontsize=7, clip_on=True)
-        ax.set_yticks([])
-        ax.set_ylabel("script")
+        axes[2].set_ylabel("script")
+    for ax in axes[1:]:
+        ax.set_yticks([])  # before the layout is made: tick labels would take room that the final figure gives back
     axes[-1].set_xlim(0, t_end)
     axes[-1].set_xlabel("time (s)")
     fig.suptitle(title or "recognised words over the audio")
+    fig.draw_without_rendering()  # the layout: the labels' lanes are chosen in the page's pixels
+    _labelled_bars(axes[1], [(w.start, w.end) for w in words], [w.punctuated for w in words],
+                   [cmap(w.confidence) for w in words])
+    if reference:
+        _labelled_bars(axes[2], [(s, e) for s, e, _ in reference], [t for _, _, t in reference],
+                       ["0.85"] * len(reference), max_lanes=3)
+    axes[-1].set_xlim(0, t_end)
     return fig
 
 
