@@ -94,6 +94,30 @@ def test_experiments_trains_what_is_missing_in_one_pool_and_rewrites_the_same_ta
     assert all((results / "demo" / "exercises" / run_id(c) / "metrics.json").is_file() for c in ex)
 
 
+def test_a_chapter_trains_its_experiments_in_one_pool(sets, tmp_path, capsys):
+    """What the ablation and comparison chapters call before their tables (`rjcma.lessons.building.train_together`):
+    the runs of two experiments in one pool, a run listed in both trained once into the first one's folder, and
+    nothing trained when they are all there."""
+    from rjcma.config import load_config
+    from rjcma.lessons import building
+    from rjcma.train.cv import compare_models
+    from rjcma.train.results import find_done
+
+    s, _ = sets
+    cfg = load_config("demo", s + [f"results_dir={tmp_path}", "jobs=2"])
+    one = building.experiment_configs(cfg, "compare", fold=0, models=compare_models("unimodal:audio,unimodal:text"))
+    check = building.experiment_configs(cfg, "compare", models=compare_models("unimodal:audio"), folds="0,1")
+    groups = [("compare", one), ("compare-folds", check)]
+    assert building.train_together(groups, "both") == 3  # audio on fold 0 is in both lists
+    out = capsys.readouterr().out
+    assert "both: 3 run(s) to train, 2 at a time" in out and "3 runs on 2 worker processes" in out
+    where = [find_done(c) for c in one + check]
+    assert all(where) and where[0] == where[2] and where[0].parent.name == "compare"
+    assert where[3].parent.name == "compare-folds"
+    assert building.train_together(groups, "both") == 0
+    assert "nothing to train" in capsys.readouterr().out
+
+
 def test_compare_unknown_model_is_one_line_error(sets, capsys):
     s, _ = sets
     assert main(["compare", "--models", "unimodal:smell"] + _args(s)) == 2

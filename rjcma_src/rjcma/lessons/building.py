@@ -1,10 +1,10 @@
 """Building what a chapter needs when it is missing, through the package's own entry points.
 
 A notebook run top to bottom on a fresh clone (``make lab``, no ``make book`` first) finds no corpus, store or
-trained runs; :func:`ensure_corpus`, :func:`ensure_store` and :func:`train_line` build them
-(:func:`rjcma.data.synth.synthesize`, :func:`rjcma.preprocess.pipeline.preprocess_corpus`, the experiments of
-:mod:`rjcma.train.cv`), each with a progress bar and a one-line estimate of how long it takes, and reuse whatever
-is already there, so after ``make book`` they only say so.
+trained runs; :func:`ensure_corpus`, :func:`ensure_store`, :func:`train_line` and :func:`train_together` build
+them (:func:`rjcma.data.synth.synthesize`, :func:`rjcma.preprocess.pipeline.preprocess_corpus`, the experiments of
+:mod:`rjcma.train.cv`, several in one pool of workers), each with a progress bar and a one-line estimate of how
+long it takes, and reuse whatever is already there, so after ``make book`` they only say so.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from rjcma.preprocess.pipeline import preprocess_corpus
 from rjcma.preprocess.trial import STAGES
 from rjcma.runtime import usable_cpus
 from rjcma.train import cv
-from rjcma.train.pool import resolve_jobs
+from rjcma.train.pool import resolve_jobs, run_all
 from rjcma.train.results import find_done, run_id
 
 def _here(seconds_on_2_cores: float) -> float:
@@ -144,6 +144,20 @@ def train_line(cfgs: Iterable[Any], what: str) -> int:
     seconds = math.ceil(n / jobs) * per_run  # one run per core, side by side
     print(f"{what}: {n} run(s) to train, {jobs} at a time, with rjcma.train.cv: about {_duration(seconds)} here "
           f"({usable_cpus()} cores).")
+    return n
+
+
+def train_together(groups: Sequence[tuple[str, Sequence[Any]]], what: str) -> int:
+    """Train the missing runs of several experiments, ``[(experiment folder, configs), ...]``, in one pool of workers,
+    as `rjcma experiments` does for `make book`; prints :func:`train_line` first and returns the number of runs
+    trained. Trained one experiment after another, each pool's last run would leave a core idle while the next
+    experiment waits (the ablation chapter's l = 5 exercise run trained alone, after the ablation). A run listed
+    twice is trained once, into the first experiment's folder; the chapter's commands then read what they would
+    have trained."""
+    cfgs = [c for _, cs in groups for c in cs]
+    n = train_line(cfgs, what)
+    if n:
+        run_all(cfgs, [kind for kind, cs in groups for _ in cs], progress())
     return n
 
 
