@@ -1,8 +1,8 @@
 """The built book in headless Chromium, as a reader sees it at a laptop's width (1280 px): every page of the table of
 contents loads with no missing resource, no console error and no request leaving the machine; equations are typeset
 by the local MathJax; every figure loads; nothing on a page scrolls sideways or sticks out of the article column
-(code, outputs, equations, tables, the page itself); no line starts with the comma after an equation; no page shows raw markup (a markdown table's pipes, reST roles,
-``$$``, MyST roles, numpy reprs), an unresolved reference or a path of the machine that built it; every internal
+(code, outputs, equations, tables, the page itself); no line starts with the comma after an equation; no page shows
+raw markup (a markdown table's pipes, reST roles, ``$$``, MyST roles, numpy reprs), an unresolved reference or a path of the machine that built it; every internal
 link resolves; the results pages hold real ``<table>``s with the expected rows and a verdict in words under the
 comparison tables; each notebook page's ``.ipynb`` download works offline.
 

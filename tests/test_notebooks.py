@@ -363,6 +363,13 @@ def test_inline_math_keeps_the_punctuation_touching_it():
     boxes = [c for c in para.children if isinstance(c, nodes.inline)]
     assert [b.astext() for b in boxes] == ["t,", r"(d \times K),"] and all(b["classes"] == ["nowrap"] for b in boxes)
     assert bind_math_punctuation(doc) == 0  # applied twice, nothing more is wrapped
+    # the text beside the math equals an earlier text of the paragraph: the one beside the math is split
+    para2 = nodes.paragraph("", "", nodes.strong("", "bold"), nodes.Text(", "), nodes.math("", "a"),
+                            nodes.Text(", "), nodes.math("", "b"))
+    doc += para2
+    assert bind_math_punctuation(doc) == 1
+    assert para2.astext() == "bold, a, b"
+    assert [c.astext() for c in para2.children] == ["bold", ", ", "a,", " ", "b"]
     conf = yaml.safe_load((REPO / "_config.yml").read_text())
     assert "rjcma.book.nowrap" in conf["sphinx"]["config"]["extensions"]
     assert "span.nowrap" in (REPO / "_static" / "rjcma.css").read_text()

@@ -21,38 +21,45 @@ CLASS = "nowrap"
 
 
 def bind_math_punctuation(doctree: nodes.Node) -> int:
-    """Wrap each inline math node with the punctuation that touches it; the number of nodes wrapped."""
+    """Wrap each inline math node with the punctuation that touches it; the number of nodes wrapped.
+
+    Children are found by identity: docutils' Text nodes are strings, so ``parent.index`` would take the first
+    equal text (", " after a bold word) for the one beside the math."""
     done = 0
     for math in list(doctree.findall(nodes.math)):
         parent = math.parent
         if parent is None or (isinstance(parent, nodes.inline) and CLASS in parent["classes"]):
             continue
-        i = parent.index(math)
-        after = parent[i + 1] if i + 1 < len(parent) else None
-        before = parent[i - 1] if i > 0 else None
+        i = _position(parent, math)
+        after = parent.children[i + 1] if i + 1 < len(parent.children) else None
+        before = parent.children[i - 1] if i > 0 else None
         m_after = AFTER.match(after.astext()) if isinstance(after, nodes.Text) else None
         m_before = BEFORE.search(before.astext()) if isinstance(before, nodes.Text) else None
         if not (m_after or m_before):
             continue
+        first, last = (i - 1 if m_before else i), (i + 1 if m_after else i)
+        del parent.children[first:last + 1]
+        parts: list[nodes.Node] = []
         box = nodes.inline(classes=[CLASS])
         if m_before:
+            if m_before.start():
+                parts.append(nodes.Text(before.astext()[:m_before.start()]))
             box += nodes.Text(m_before.group())
-            _keep(parent, before, before.astext()[:m_before.start()])
-        parent.replace(math, box)
         box += math
+        parts.append(box)
         if m_after:
             box += nodes.Text(m_after.group())
-            _keep(parent, after, after.astext()[m_after.end():])
+            if after.astext()[m_after.end():]:
+                parts.append(nodes.Text(after.astext()[m_after.end():]))
+        for k, node in enumerate(parts):
+            parent.insert(first + k, node)
         done += 1
     return done
 
 
-def _keep(parent: nodes.Element, node: nodes.Text, rest: str) -> None:
-    """Replace text ``node`` of ``parent`` by ``rest``, or remove it when nothing is left."""
-    if rest:
-        parent.replace(node, nodes.Text(rest))
-    else:
-        parent.remove(node)
+def _position(parent: nodes.Element, child: nodes.Node) -> int:
+    """The index of ``child`` among ``parent``'s children, by identity."""
+    return next(k for k, c in enumerate(parent.children) if c is child)
 
 
 class BindMathPunctuation(SphinxTransform):
